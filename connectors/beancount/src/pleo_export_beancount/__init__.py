@@ -1,0 +1,1 @@
+"""Beancount connector for pleo-export (work in progress)."""

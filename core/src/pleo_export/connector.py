@@ -1,0 +1,229 @@
+"""The connector contract: what an accounting-system connector is and how the engine calls it.
+
+A connector is an async class, registered under the entry-point group
+``pleo_export.connectors``, with a :class:`ConnectorManifest` and a settings model. The engine
+calls, per job and per item::
+
+    await connector.open()
+    await connector.check(job)                 # pre-export validation; raise JobRejected
+    prepared = await connector.prepare(plan)   # resolve accounts, validate; raise ItemRejected
+    record = await connector.find_existing(plan.reference)   # LOOKUP_BY_REFERENCE only
+    record = await connector.post(prepared)    # write to the target
+    await connector.close()
+
+``prepare`` must not write anything: ``--dry-run`` runs it for every item and shows the result.
+``post`` returns where the entry landed, or raises one of the errors below. See
+``docs/connectors.md`` for the full reference.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
+from pleo_export.pleo.models import (
+    ExportItemFile,
+    ExportJob,
+    ExportJobFailureReasonType,
+    ExportJobItemFailureReasonType,
+)
+
+CONTRACT_VERSION = 1
+"""The connector contract this core implements. A manifest declaring another is refused."""
+
+
+class Capability(StrEnum):
+    JOURNAL = "journal"
+    """Books journal entries (bookkeeping methods ``journal`` and ``none``)."""
+    ACCOUNTS_PAYABLE = "accounts_payable"
+    """Books vendor invoices, credit notes and payments (jobs with vendorBasedBookkeeping)."""
+    ATTACHMENTS = "attachments"
+    """Stores receipts with the entry it posts."""
+    LOOKUP_BY_REFERENCE = "lookup_by_reference"
+    """Can find an entry it posted earlier by its reference, so retries never post twice."""
+    BATCH_POSTING = "batch_posting"
+    """Can post several items in one call to the target."""
+    DRAFT_POSTING = "draft_posting"
+    """Can leave entries as drafts for review instead of posting them."""
+    MULTI_CURRENCY = "multi_currency"
+    """Keeps the supplier currency amount next to the wallet currency amount."""
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_attachment_bytes: int | None = None
+    """Receipts larger than this fail with ``receipt_file_size_limit_exceeded``."""
+    max_batch_size: int = 1
+    requests_per_minute: int | None = None
+
+
+class ConnectorSettings(BaseSettings):
+    """Base class of every connector's settings.
+
+    Values come from the ``[connector.settings]`` table of the configuration file and from
+    environment variables ``PLEO_EXPORT_<CONNECTOR ID>_<FIELD>``. Unknown keys are errors, so a
+    misspelt setting never goes unnoticed. Declare secrets as :class:`pydantic.SecretStr`.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", env_nested_delimiter="__")
+
+
+SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+class ConnectorManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    """Equals the entry-point name the connector is registered under."""
+    display_name: str
+    contract_version: int = CONTRACT_VERSION
+    capabilities: frozenset[Capability]
+    limits: Limits = Limits()
+    settings_model: type[ConnectorSettings]
+    docs_url: str | None = None
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ConnectorError(Exception):
+    """Base class of the errors a connector raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ItemRejected(ConnectorError):
+    """This item cannot be booked; the others go on. Reported to Pleo as ``failed``.
+
+    The message is shown to the finance team in Pleo: name the field, the value and what to
+    change, e.g. ``account 6800 (Office supplies) does not exist in the ledger: open it or
+    change the category in Pleo``.
+    """
+
+    def __init__(self, reason_type: ExportJobItemFailureReasonType, message: str) -> None:
+        super().__init__(message)
+        self.reason_type = reason_type
+
+
+class JobRejected(ConnectorError):
+    """The whole job cannot be exported (target unreachable, login refused, wrong company)."""
+
+    def __init__(self, reason_type: ExportJobFailureReasonType, message: str) -> None:
+        super().__init__(message)
+        self.reason_type = reason_type
+
+
+class TargetTemporarilyUnavailable(ConnectorError):
+    """A transient failure *before* anything was written: safe to retry as is."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        reason_type: ExportJobItemFailureReasonType = (
+            ExportJobItemFailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE
+        ),
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason_type = reason_type
+
+
+class OutcomeUncertain(ConnectorError):
+    """The write may or may not have landed (timeout after sending, connection lost).
+
+    The engine never posts such an item again blindly: it looks the item up by reference first
+    (``LOOKUP_BY_REFERENCE``) or, without that capability, fails it asking for a manual check.
+    """
+
+
+# --- context and base class ------------------------------------------------------------------
+
+
+class ConnectorContext:
+    """What the engine lends a connector."""
+
+    def __init__(
+        self,
+        *,
+        logger: logging.Logger,
+        fetch_attachment: Callable[[ExportItemFile], Awaitable[bytes]],
+        work_dir: Path,
+        dry_run: bool = False,
+    ) -> None:
+        self.logger = logger
+        self._fetch_attachment = fetch_attachment
+        self.work_dir = work_dir
+        self.dry_run = dry_run
+
+    async def fetch_attachment(self, file: ExportItemFile) -> bytes:
+        """Download a receipt from Pleo (URLs expire 24 hours after the items were fetched).
+
+        Raises :class:`ItemRejected` with ``receipt_download_failure`` when it cannot.
+        """
+        return await self._fetch_attachment(file)
+
+
+class Connector(abc.ABC, Generic[SettingsT]):
+    """Base class for connectors. Subclasses set ``manifest`` and implement the methods."""
+
+    manifest: ClassVar[ConnectorManifest]
+
+    def __init__(self, settings: SettingsT, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    async def open(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Connect to the target (log in, open files). Called once per run."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Release what ``open`` acquired. Always called, also after errors."""
+
+    @abc.abstractmethod
+    async def check(self, job: ExportJob) -> None:
+        """Pre-export validation for ``job``: raise :class:`JobRejected` when it cannot run."""
+
+    @abc.abstractmethod
+    async def prepare(self, plan: PostingPlan) -> PreparedEntry:
+        """Resolve accounts, vendor and tax for ``plan`` and validate them; write nothing."""
+
+    @abc.abstractmethod
+    async def post(self, prepared: PreparedEntry) -> ExternalRecord:
+        """Write the entry to the target and say where it landed."""
+
+    async def find_existing(self, reference: str) -> ExternalRecord | None:
+        """Find an entry posted earlier for ``reference`` (``LOOKUP_BY_REFERENCE``)."""
+        raise NotImplementedError(
+            f"connector {self.manifest.id!r} does not declare lookup_by_reference"
+        )
+
+    def classify_error(self, error: BaseException) -> ConnectorError | None:
+        """Translate a foreign exception from the target into a connector error, or ``None``.
+
+        The engine asks plugins first (hook ``pleo_export_classify_error``), then this method;
+        anything left unclassified is an ``unexpected_failure`` (or, during ``post``, an
+        uncertain outcome).
+        """
+        return None
+
+
+def describe_settings_error(connector_id: str, errors: list[dict[str, Any]]) -> str:
+    """A readable message for pydantic validation errors, naming fields but never values."""
+    lines = [f"invalid settings for connector {connector_id!r}:"]
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ())) or "(settings)"
+        lines.append(f"  - {location}: {error.get('msg', 'invalid')}")
+    return "\n".join(lines)
