@@ -1,0 +1,1 @@
+"""The Pleo Export API sandbox: a faithful local simulator."""

@@ -1,0 +1,1 @@
+"""Durable engine state: the per-item outbox."""

@@ -1,0 +1,154 @@
+"""The state store: a small durable outbox of what the engine did to each item.
+
+For every item of a job the store keeps, in order: that the item is to be processed (the
+control-layer snapshot), the *intent* written just before posting it to the target, the
+*outcome* written just after (successful with the target's reference, or failed with a
+reason), and whether Pleo has been told. After a crash the engine reads the store back:
+
+- an item with an intent but no outcome is *uncertain*: it may be in the target already, so it
+  is looked up by reference before anything is posted again;
+- an item with an outcome that Pleo has not been told about is reported, never re-posted.
+
+The interface is deliberately narrow (one job row, one row per item) so that other backends
+(PostgreSQL) implement the same methods. All methods are coroutines; implementations must make
+every write durable before returning.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ItemPhase(StrEnum):
+    QUEUED = "queued"
+    """Known from the control layer; nothing done yet."""
+    POSTING = "posting"
+    """Intent recorded: the engine is about to write to the target (or crashed while doing so)."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Already final in Pleo when the job was read (``successful``/``failed``/``abandoned``)."""
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """The final fate of one item, as it is reported to Pleo."""
+
+    succeeded: bool
+    external_id: str | None = None
+    external_url: str | None = None
+    exported_at: datetime | None = None
+    failure_reason_type: str | None = None
+    failure_reason: str | None = None
+    recovered: bool = False
+    """True when the entry was found in the target by reference rather than posted now."""
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    job_id: str
+    accounting_entry_id: str
+    phase: ItemPhase
+    pleo_status: str
+    """The item's status in Pleo's control layer when the job was read."""
+    attempts: int
+    outcome: ItemOutcome | None
+    reported: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    company_id: str
+    started_by_us: bool
+    final_event: str | None
+    """``completed``/``completed_with_errors``/``failed`` once sent to Pleo, else ``None``."""
+    created_at: datetime
+    updated_at: datetime
+    final_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    total: int
+    queued: int
+    posting: int
+    succeeded: int
+    failed: int
+    skipped: int
+    unreported: int
+
+
+class StateStore(abc.ABC):
+    """Durable per-item outbox. See the module docstring for the protocol."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create or migrate the schema. Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # jobs
+    @abc.abstractmethod
+    async def upsert_job(self, job_id: str, company_id: str) -> JobRecord:
+        """Record that this worker is processing ``job_id`` (no-op if already known)."""
+
+    @abc.abstractmethod
+    async def mark_started(self, job_id: str) -> None:
+        """Record that *this* installation sent the ``started`` event for the job."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    @abc.abstractmethod
+    async def finish_job(self, job_id: str, final_event: str, reason: str | None = None) -> None:
+        """Record the final event sent to Pleo."""
+
+    @abc.abstractmethod
+    async def recent_jobs(self, limit: int = 20) -> list[JobRecord]:
+        """Newest first."""
+
+    # items
+    @abc.abstractmethod
+    async def add_items(self, job_id: str, items: Iterable[tuple[str, str]]) -> None:
+        """Snapshot the control layer: ``(accounting_entry_id, pleo_status)`` pairs.
+
+        Items already known keep their phase and outcome (a resumed job re-reads the control
+        layer); only their ``pleo_status`` is refreshed. Items whose Pleo status is final are
+        stored as ``SKIPPED`` unless this store already holds an outcome for them.
+        """
+
+    @abc.abstractmethod
+    async def get_item(self, job_id: str, accounting_entry_id: str) -> ItemRecord | None: ...
+
+    @abc.abstractmethod
+    async def items(
+        self, job_id: str, phases: Sequence[ItemPhase] | None = None
+    ) -> list[ItemRecord]:
+        """Items of a job (optionally only in ``phases``), in the order they were added."""
+
+    @abc.abstractmethod
+    async def record_intent(self, job_id: str, accounting_entry_id: str) -> None:
+        """Phase ``POSTING``, attempts + 1. Durable before the connector writes anything."""
+
+    @abc.abstractmethod
+    async def record_outcome(
+        self, job_id: str, accounting_entry_id: str, outcome: ItemOutcome
+    ) -> None:
+        """Phase ``SUCCEEDED``/``FAILED`` with the outcome, not yet reported."""
+
+    @abc.abstractmethod
+    async def unreported(self, job_id: str, limit: int = 100) -> list[ItemRecord]:
+        """Items with an outcome that Pleo has not acknowledged yet, oldest outcome first."""
+
+    @abc.abstractmethod
+    async def mark_reported(self, job_id: str, accounting_entry_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def counts(self, job_id: str) -> JobCounts: ...
