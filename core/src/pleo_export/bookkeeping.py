@@ -23,8 +23,8 @@ from pleo_export.ledger import (
     AccountRef,
     EntryKind,
     LedgerEntry,
-    PostingPlan,
     Posting,
+    PostingPlan,
     Role,
     VendorRef,
 )

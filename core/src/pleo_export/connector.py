@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -186,10 +186,10 @@ class Connector(abc.ABC, Generic[SettingsT]):
         self.settings = settings
         self.context = context
 
-    async def open(self) -> None:  # noqa: B027 - optional hook with a no-op default
+    async def open(self) -> None:
         """Connect to the target (log in, open files). Called once per run."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
+    async def close(self) -> None:
         """Release what ``open`` acquired. Always called, also after errors."""
 
     @abc.abstractmethod
@@ -210,6 +210,20 @@ class Connector(abc.ABC, Generic[SettingsT]):
             f"connector {self.manifest.id!r} does not declare lookup_by_reference"
         )
 
+    async def verify(self) -> list[str]:
+        """Problems the target itself reports after a run (e.g. ledger validation errors)."""
+        return []
+
+    @classmethod
+    def scaffold(cls, directory: Path, chart: Any) -> dict[str, Any]:
+        """Create a target in ``directory`` that knows the sandbox chart; return settings.
+
+        Optional; ``pleo-export demo`` uses it. ``chart`` is
+        :data:`pleo_export.sandbox.DEMO_CHART`. Paths in the returned settings may be
+        relative to ``directory``.
+        """
+        raise NotImplementedError(f"connector {cls.manifest.id!r} has no demo scaffold")
+
     def classify_error(self, error: BaseException) -> ConnectorError | None:
         """Translate a foreign exception from the target into a connector error, or ``None``.
 
@@ -220,7 +234,7 @@ class Connector(abc.ABC, Generic[SettingsT]):
         return None
 
 
-def describe_settings_error(connector_id: str, errors: list[dict[str, Any]]) -> str:
+def describe_settings_error(connector_id: str, errors: Sequence[Mapping[str, Any]]) -> str:
     """A readable message for pydantic validation errors, naming fields but never values."""
     lines = [f"invalid settings for connector {connector_id!r}:"]
     for error in errors:

@@ -130,7 +130,7 @@ class PostingPlan(_Frozen):
     item: ExportItem
     method: BookkeepingMethod
     method_source: str
-    """How the method was decided, e.g. ``bookkeeping.method`` or ``always journal for wallet_topup``."""
+    """Why this method, e.g. ``bookkeeping.method`` or ``always journal for wallet_topup``."""
     reference: str
     """The stable key to store in the target so the item is found again: the accounting entry id."""
     reconciliation_id: str

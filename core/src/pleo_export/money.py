@@ -11,13 +11,13 @@ from decimal import Decimal
 
 # ISO 4217 currencies whose minor unit is not 1/100.
 _ZERO_DECIMALS = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()  # noqa: SIM905
 )
-_THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
-_FOUR_DECIMALS = frozenset("CLF UYW".split())
+_THREE_DECIMALS = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
+_FOUR_DECIMALS = frozenset(["CLF", "UYW"])
 # Codes in Pleo's MoneyModel enum that are not spendable currencies.
 _NOT_CURRENCIES = frozenset(
-    "UNDEFINED XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX XAD".split()
+    "UNDEFINED XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX XAD".split()  # noqa: SIM905
 )
 
 

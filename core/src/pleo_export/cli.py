@@ -1,0 +1,577 @@
+"""The ``pleo-export`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+from pleo_export import __version__, logs
+from pleo_export.config import ConfigError, Settings, load_settings
+from pleo_export.engine.report import JobReport, RunReport
+from pleo_export.host import PluginError, PluginHost
+from pleo_export.ledger import PreparedEntry
+from pleo_export.pleo.errors import PleoApiError
+from pleo_export.pleo.models import ExportJob
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_ITEMS_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+MAIN_HELP = """Move approved spend from Pleo into your accounting system.
+
+\b
+pleo-export runs Pleo's export lifecycle: it finds export jobs waiting in
+Pleo, books every expense through a connector (beancount, ...) and tells Pleo
+which entries landed (with their reference in the accounting system) and
+which failed (with the reason to fix). Nothing is posted twice: entries are
+looked up by reference before posting, and a crash resumes where it stopped.
+
+\b
+Start here:
+  pleo-export demo                 export sandbox jobs into a local ledger
+  pleo-export run --dry-run        show what would be posted, post nothing
+  pleo-export run                  process pending jobs, then exit
+  pleo-export run --watch          keep polling for new jobs
+  pleo-export connectors list      installed connectors and their capabilities
+
+\b
+Configuration comes from ./pleo-export.toml (or --config, or
+$PLEO_EXPORT_CONFIG) and PLEO_EXPORT_* environment variables; see
+docs/configuration.md. Without any configuration the built-in Pleo sandbox
+is used, so nothing here needs an account.
+
+\b
+Exit status: 0 all good, 1 some items or jobs failed (see the report),
+2 configuration error, 3 Pleo or the accounting system unreachable.
+"""
+
+
+class Context:
+    def __init__(self, config: Path | None, log_level: str | None, log_format: str | None):
+        self.config = config
+        self.log_level = log_level
+        self.log_format = log_format
+
+    def settings(self, **overrides: Any) -> Settings:
+        settings = load_settings(self.config, **overrides)
+        level = self.log_level or settings.log.level
+        fmt = self.log_format or settings.log.format
+        logs.configure(level=level, fmt=fmt, file=settings.log.file)
+        return settings
+
+
+def _fail(message: str, code: int) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine, turning the expected failures into clear messages and exit codes."""
+    try:
+        return anyio.run(factory)
+    except ConfigError as error:
+        _fail(str(error), EXIT_CONFIG)
+    except PluginError as error:
+        _fail(str(error), EXIT_CONFIG)
+    except PleoApiError as error:
+        _fail(f"Pleo API: {error}", EXIT_UNAVAILABLE)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+class TerminalProgress:
+    """Progress on stderr: a live line on a terminal, a line every 10% otherwise."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.live = sys.stderr.isatty()
+        self.total = 0
+        self.done = 0
+        self.failed = 0
+        self.last_step = -1
+        self.started = time.monotonic()
+
+    def job_started(self, job: ExportJob, items: int) -> None:
+        self.total, self.done, self.failed, self.last_step = items, 0, 0, -1
+        self.started = time.monotonic()
+        if self.enabled:
+            click.echo(f"job {job.id}: {items} items", err=True)
+
+    def item_done(self, job: ExportJob, succeeded: bool) -> None:
+        self.done += 1
+        self.failed += 0 if succeeded else 1
+        if not self.enabled:
+            return
+        rate = self.done / max(time.monotonic() - self.started, 1e-6)
+        line = f"  {self.done}/{self.total} items, {self.failed} failed, {rate:.0f} items/s"
+        if self.live:
+            click.echo(f"\r{line}", err=True, nl=False)
+            return
+        step = (10 * self.done) // max(self.total, 1)
+        if step != self.last_step:
+            self.last_step = step
+            click.echo(line, err=True)
+
+    def job_finished(self, job: ExportJob, report: JobReport) -> None:
+        if self.enabled and self.live and self.done:
+            click.echo("", err=True)
+
+
+def _print_report(report: RunReport) -> None:
+    if not report.jobs and not report.skipped_jobs:
+        click.echo("No pending export jobs.")
+        return
+    for job in report.jobs:
+        click.echo(job.summary())
+        for failure in job.failures[:20]:
+            click.echo(
+                f"  - {failure.accounting_entry_id}: {failure.reason_type}: {failure.message}"
+            )
+        if len(job.failures) > 20:
+            click.echo(f"  ... and {job.failed - 20} more (use --json for the full list)")
+    for job_id in report.skipped_jobs:
+        click.echo(f"job {job_id}: left alone (claimed by another worker or already finished)")
+
+
+def _exit_code(report: RunReport) -> int:
+    failed_jobs = any(j.final_event in ("failed", None) and not j.dry_run for j in report.jobs)
+    return EXIT_ITEMS_FAILED if report.items_failed or failed_jobs else EXIT_OK
+
+
+@click.group(help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pleo-export")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: ./pleo-export.toml or $PLEO_EXPORT_CONFIG).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log verbosity (default from [log] level, else warning). Logs go to stderr.",
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Structured log format.")
+@click.pass_context
+def main(
+    ctx: click.Context, config: Path | None, log_level: str | None, log_format: str | None
+) -> None:
+    ctx.obj = Context(config, log_level, log_format)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--watch", is_flag=True, help="Keep polling for new jobs (every engine.poll_interval s)."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help=(
+        "Print the exact balanced entries that would be posted; "
+        "post nothing, change nothing in Pleo."
+    ),
+)
+@click.option("--job", "job_id", help="Process only this job id (the manual trigger).")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.pass_obj
+def run(
+    obj: Context,
+    watch: bool,
+    dry_run: bool,
+    job_id: str | None,
+    max_jobs: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Process pending export jobs, then exit.
+
+    \b
+    Each job goes through Pleo's lifecycle: start, pre-export validation,
+    read all job items, fetch the export items, book each item through the
+    connector, report outcomes in batches of 100, complete the job. Jobs are
+    processed one at a time, oldest first.
+
+    \b
+    Examples:
+      pleo-export run --dry-run          preview, nothing is written anywhere
+      pleo-export run --json > run.json  machine-readable report
+      pleo-export run --watch            run as a service
+    """
+    if watch and dry_run:
+        _fail("--watch and --dry-run cannot be combined", EXIT_CONFIG)
+    code = _run(lambda: _run_async(obj, watch, dry_run, job_id, max_jobs, as_json, quiet))
+    sys.exit(code)
+
+
+async def _run_async(
+    obj: Context,
+    watch: bool,
+    dry_run: bool,
+    job_id: str | None,
+    max_jobs: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    from pleo_export.app import open_session
+    from pleo_export.engine.runner import EngineOptions
+
+    settings = obj.settings()
+    progress = TerminalProgress(enabled=not quiet and not as_json and not dry_run)
+    options = EngineOptions(on_preview=_print_preview if dry_run and not as_json else None)
+    previews: list[dict[str, Any]] = []
+    if dry_run and as_json:
+        options.on_preview = lambda p: previews.append(_preview_json(p))
+    async with open_session(settings, dry_run=dry_run, progress=progress, options=options) as s:
+        while True:
+            if job_id:
+                job_report = await s.engine.run_job(job_id)
+                report = RunReport(jobs=[job_report] if job_report else [])
+            else:
+                report = await s.engine.run_pending(max_jobs=max_jobs)
+            if as_json:
+                data = report.to_json()
+                if dry_run:
+                    data["would_post"] = previews
+                _emit_json(data)
+            else:
+                _print_report(report)
+            if not watch:
+                return _exit_code(report)
+            await anyio.sleep(settings.engine.poll_interval)
+
+
+def _print_preview(prepared: PreparedEntry) -> None:
+    plan = prepared.plan
+    click.echo(
+        f"; would post {plan.item.type} {plan.reference} ({plan.method.value}, "
+        f"{plan.method_source})"
+    )
+    click.echo(prepared.describe())
+    click.echo("")
+
+
+def _preview_json(prepared: PreparedEntry) -> dict[str, Any]:
+    return {
+        "accounting_entry_id": prepared.plan.reference,
+        "type": prepared.plan.item.type,
+        "method": prepared.plan.method.value,
+        "entries": [e.model_dump(mode="json") for e in prepared.entries],
+        "rendered": prepared.rendered,
+    }
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("pleo-export-demo"),
+    show_default=True,
+    help="Folder for the demo's configuration, ledger and state.",
+)
+@click.option("--fresh", is_flag=True, help="Delete the demo folder's ledger and state first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@click.pass_obj
+def demo(obj: Context, directory: Path, fresh: bool, as_json: bool) -> None:
+    """Export sandbox jobs into a local beancount ledger; no account needed.
+
+    \b
+    Sets up DIR with a configuration file, a starter ledger whose accounts
+    match the sandbox's chart, and a state database; then runs the export of
+    the sandbox's jobs (every Pleo expense type, journal and accounts-payable
+    bookkeeping, a few items with an unknown account that fail on purpose)
+    and checks the ledger. Run it again: nothing is posted twice.
+    """
+    from pleo_export.demo import run_demo
+
+    code = _run(lambda: run_demo(obj, directory, fresh=fresh, as_json=as_json))
+    sys.exit(code)
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+def check(obj: Context, as_json: bool) -> None:
+    """Run pre-export validation only: settings, connector, target and pending jobs.
+
+    Nothing is started, posted or reported. Use it after changing the
+    configuration.
+    """
+    code = _run(lambda: _check_async(obj, as_json))
+    sys.exit(code)
+
+
+async def _check_async(obj: Context, as_json: bool) -> int:
+    from pleo_export.app import open_session
+
+    settings = obj.settings()
+    async with open_session(settings, dry_run=True) as session:
+        jobs = await session.engine.pending_jobs()
+        results: list[dict[str, Any]] = []
+        for job in jobs:
+            problem = await session.engine.pre_export_validation(job)
+            results.append(
+                {
+                    "job_id": job.id,
+                    "status": job.status.value,
+                    "items": job.number_of_items,
+                    "ok": problem is None,
+                    "failure_reason_type": problem[0].value if problem else None,
+                    "failure_reason": problem[1] if problem else None,
+                }
+            )
+        unavailable = session.engine.unavailable
+        summary: dict[str, Any] = {
+            "connector": type(session.connector).manifest.id,
+            "connector_ok": unavailable is None,
+            "connector_problem": unavailable.message if unavailable else None,
+            "pending_jobs": results,
+            "plugin_failures": [str(f) for f in session.host.failures],
+        }
+    ok = summary["connector_ok"] and all(r["ok"] for r in results)
+    if as_json:
+        _emit_json(summary)
+    else:
+        state = "ok" if unavailable is None else f"NOT USABLE: {unavailable.message}"
+        click.echo(f"connector {summary['connector']}: {state}")
+        if not results:
+            click.echo("no pending jobs in Pleo")
+        for r in results:
+            verdict = (
+                "ok"
+                if r["ok"]
+                else f"would fail: {r['failure_reason_type']}: {r['failure_reason']}"
+            )
+            click.echo(f"job {r['job_id']} ({r['status']}, {r['items']} items): {verdict}")
+        for failure in summary["plugin_failures"]:
+            click.echo(f"plugin failed to load: {failure}")
+    return EXIT_OK if ok else EXIT_ITEMS_FAILED
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--job", "job_id", help="Show the items of this job.")
+@click.option("--limit", default=20, show_default=True, help="How many recent jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def jobs(obj: Context, job_id: str | None, limit: int, as_json: bool) -> None:
+    """Recent jobs and item outcomes from the local state store."""
+    _run(lambda: _jobs_async(obj, job_id, limit, as_json))
+
+
+async def _jobs_async(obj: Context, job_id: str | None, limit: int, as_json: bool) -> None:
+    from pleo_export.state import open_store
+
+    settings = obj.settings()
+    store = open_store(settings.state_url())
+    await store.open()
+    try:
+        if job_id:
+            items = await store.items(job_id)
+            rows = [
+                {
+                    "accounting_entry_id": i.accounting_entry_id,
+                    "phase": i.phase.value,
+                    "reported": i.reported,
+                    "external_id": i.outcome.external_id if i.outcome else None,
+                    "failure_reason_type": i.outcome.failure_reason_type if i.outcome else None,
+                    "failure_reason": i.outcome.failure_reason if i.outcome else None,
+                }
+                for i in items
+            ]
+            if as_json:
+                _emit_json(rows)
+                return
+            for row in rows:
+                detail = row["external_id"] or (
+                    f"{row['failure_reason_type']}: {row['failure_reason']}"
+                    if row["failure_reason_type"]
+                    else ""
+                )
+                told = "reported" if row["reported"] else "not reported"
+                click.echo(f"{row['accounting_entry_id']}  {row['phase']:<9} {told:<12} {detail}")
+            return
+        records = await store.recent_jobs(limit)
+        out: list[dict[str, Any]] = []
+        for record in records:
+            counts = await store.counts(record.job_id)
+            out.append(
+                {
+                    "job_id": record.job_id,
+                    "company_id": record.company_id,
+                    "final_event": record.final_event,
+                    "updated_at": record.updated_at.isoformat(),
+                    "items": counts.total,
+                    "succeeded": counts.succeeded,
+                    "failed": counts.failed,
+                    "unreported": counts.unreported,
+                }
+            )
+        if as_json:
+            _emit_json(out)
+            return
+        if not out:
+            click.echo(f"no jobs in {settings.state_url()}")
+        for row in out:
+            click.echo(
+                f"{row['job_id']}  {row['final_event'] or 'in progress':<22} "
+                f"{row['items']:>6} items  {row['succeeded']:>6} ok  {row['failed']:>5} failed"
+                f"  {row['unreported']} unreported  ({row['updated_at']})"
+            )
+    finally:
+        await store.close()
+
+
+# --- connectors and plugins ----------------------------------------------------------------------
+
+
+@main.group()
+def connectors() -> None:
+    """Installed connectors."""
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def connectors_list(as_json: bool) -> None:
+    """Installed connectors with versions, capabilities and load failures."""
+    host = PluginHost(load_entry_points=False)
+    infos = host.installed_connectors()
+    rows: list[dict[str, Any]] = [
+        {
+            "name": i.origin.name,
+            "distribution": i.origin.distribution,
+            "version": i.origin.version,
+            "display_name": i.manifest.display_name if i.manifest else None,
+            "capabilities": sorted(c.value for c in i.manifest.capabilities) if i.manifest else [],
+            "error": i.failure,
+        }
+        for i in infos
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo(
+            "No connectors installed. Install one next to pleo-export, e.g.\n"
+            "  pip install pleo-export-beancount"
+        )
+        return
+    for row in rows:
+        if row["error"]:
+            click.echo(
+                f"{row['name']}  {row['distribution']} {row['version']}  BROKEN: {row['error']}"
+            )
+        else:
+            caps = ", ".join(row["capabilities"])
+            click.echo(
+                f"{row['name']}  {row['distribution']} {row['version']}  {row['display_name']}\n"
+                f"    capabilities: {caps}"
+            )
+
+
+@main.group()
+def plugins() -> None:
+    """Installed plugins (hooks)."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def plugins_list(as_json: bool) -> None:
+    """Loaded plugins with the hooks they implement, and plugins that failed to load."""
+    try:
+        host = PluginHost()
+    except PluginError as error:
+        _fail(str(error), EXIT_CONFIG)
+    loaded = [
+        {
+            "name": p.origin.name,
+            "distribution": p.origin.distribution,
+            "version": p.origin.version,
+            "hooks": list(p.hooks),
+        }
+        for p in host.plugins
+    ]
+    failed = [
+        {
+            "name": f.origin.name,
+            "distribution": f.origin.distribution,
+            "version": f.origin.version,
+            "reason": f.reason,
+        }
+        for f in host.failures
+    ]
+    if as_json:
+        _emit_json({"loaded": loaded, "failed": failed})
+        return
+    if not loaded and not failed:
+        click.echo("No plugins installed.")
+    for p in loaded:
+        click.echo(
+            f"{p['name']}  {p['distribution']} {p['version']}  hooks: {', '.join(p['hooks'])}"
+        )
+    for f in failed:
+        click.echo(f"{f['name']}  {f['distribution']} {f['version']}  FAILED: {f['reason']}")
+
+
+# --- sandbox -------------------------------------------------------------------------------------
+
+
+@main.group()
+def sandbox() -> None:
+    """The built-in Pleo Export API sandbox."""
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.pass_obj
+def sandbox_serve(obj: Context, host: str, port: int) -> None:
+    """Serve the sandbox over HTTP, seeded from the [sandbox] settings.
+
+    \b
+    Point another installation at it with:
+      [pleo]
+      base_url = "http://127.0.0.1:8765"
+      api_key = "<the key printed at start>"
+    Admin endpoints under /_sandbox/ queue exports and inject faults.
+    """
+    from pleo_export.app import build_sandbox
+    from pleo_export.sandbox.server import serve
+
+    try:
+        settings = obj.settings()
+    except ConfigError as error:
+        _fail(str(error), EXIT_CONFIG)
+    sandbox_obj, company_id, key = build_sandbox(settings)
+    click.echo(f"company_id = {company_id}")
+    click.echo(f"api_key    = {key.get_secret_value()}")
+    click.echo(f"listening on http://{host}:{port}")
+    serve(sandbox_obj, host=host, port=port)
+
+
+__all__ = ["main"]

@@ -1,0 +1,221 @@
+"""Configuration: a TOML file plus ``PLEO_EXPORT_*`` environment variables.
+
+Precedence, highest first: keyword overrides (command-line options), environment variables,
+the TOML file, defaults. Nested fields use ``__`` in environment variable names, e.g.
+``PLEO_EXPORT_PLEO__API_KEY``. Secrets are :class:`~pydantic.SecretStr` and never printed.
+The full reference is ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from pleo_export.connector import ConnectorManifest, ConnectorSettings, describe_settings_error
+
+DEFAULT_CONFIG_FILE = "pleo-export.toml"
+SANDBOX = "sandbox"
+BASE_URLS = {
+    "production": "https://external.pleo.io",
+    "staging": "https://external.staging.pleo.io",
+}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names every offending field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PleoSettings(_Section):
+    base_url: str = SANDBOX
+    """``sandbox`` (the built-in simulator, in process), ``production``, ``staging`` or a URL."""
+    api_key: SecretStr | None = None
+    access_token: SecretStr | None = None
+    company_id: str | None = None
+    """The company whose jobs this installation exports (required for organisation keys)."""
+    requests_per_minute: int = Field(500, ge=1, le=600)
+    """Request budget; Pleo allows 600 per minute and asks integrations to stay near 500."""
+    page_size: int = Field(1000, ge=1, le=10_000)
+    timeout: float = Field(30.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _known_base_url(cls, value: str) -> str:
+        if value in (SANDBOX, *BASE_URLS) or value.startswith(("http://", "https://")):
+            return value
+        raise ValueError(
+            "must be 'sandbox', 'production', 'staging' or an http(s) URL such as "
+            "http://127.0.0.1:8765"
+        )
+
+    def resolved_url(self) -> str:
+        return BASE_URLS.get(self.base_url, self.base_url)
+
+
+class StateSettings(_Section):
+    url: str = "sqlite:///pleo-export-state.db"
+    """Where the engine keeps its outbox; relative SQLite paths are relative to the config file."""
+
+
+class ConnectorSelection(_Section):
+    name: str | None = None
+    """The connector to use, e.g. ``beancount`` (see ``pleo-export connectors list``)."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class PluginSettings(_Section):
+    disabled: list[str] = Field(default_factory=list)
+
+
+class EngineSettings(_Section):
+    poll_interval: float = Field(60.0, gt=0)
+    """Seconds between polls with ``run --watch``."""
+    report_interval: float = Field(30.0, gt=0)
+    post_attempts: int = Field(4, ge=1, le=20)
+    rounding_tolerance_per_line: int = Field(1, ge=0, le=100)
+
+
+class SandboxSettings(_Section):
+    """What the built-in sandbox (``pleo.base_url = "sandbox"``) holds when a run starts.
+
+    The in-process sandbox starts afresh on every run with the same deterministic jobs, so a
+    second run shows that nothing is posted twice: every entry is found by reference.
+    """
+
+    seed: int = 7
+    company_name: str = "Demo Ltd"
+    wallet_currency: str = "GBP"
+    jobs: int = Field(3, ge=0, le=50)
+    items_per_job: int = Field(80, ge=1, le=100_000)
+    vendor_based_jobs: int = Field(1, ge=0)
+    """How many of the jobs (the last ones) use vendor-based bookkeeping (accounts payable)."""
+    unknown_account_rate: float = Field(0.03, ge=0, le=1)
+    """Share of items whose category is missing from the target, to show failed items."""
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "warning"
+    format: Literal["text", "json"] = "text"
+    file: Path | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PLEO_EXPORT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    pleo: PleoSettings = Field(default_factory=PleoSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    connector: ConnectorSelection = Field(default_factory=ConnectorSelection)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    config_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    """The directory relative paths are resolved against (the config file's directory)."""
+
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+    def state_url(self) -> str:
+        url = self.state.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            path = url[len(prefix) :]
+            if path != ":memory:":
+                return prefix + str((self.config_dir / path).resolve())
+        return url
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """The file named by ``--config``, else ``$PLEO_EXPORT_CONFIG``, else ``./pleo-export.toml``."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"configuration file {explicit} does not exist")
+        return explicit
+    from_env = os.environ.get("PLEO_EXPORT_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"PLEO_EXPORT_CONFIG names {path}, which does not exist")
+        return path
+    default = Path.cwd() / DEFAULT_CONFIG_FILE
+    return default if default.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config_file`` (see :func:`find_config_file`) and the environment."""
+    path = find_config_file(config_file)
+
+    class _FileSettings(Settings):
+        toml_file = path
+
+    config_dir = path.parent.resolve() if path is not None else Path.cwd()
+    try:
+        loaded = _FileSettings(**overrides, config_dir=config_dir)
+    except ValidationError as error:
+        where = f" in {path}" if path else ""
+        raise ConfigError(_describe(f"invalid configuration{where}:", error.errors())) from None
+    except ValueError as error:  # TOML syntax errors
+        raise ConfigError(f"cannot read configuration file {path}: {error}") from None
+    return loaded
+
+
+def connector_settings(
+    manifest: ConnectorManifest, values: dict[str, Any], config_dir: Path
+) -> ConnectorSettings:
+    """Validate the connector's settings (``[connector.settings]`` + its environment variables).
+
+    Relative paths are resolved against ``config_dir``. Errors name the fields, never values.
+    """
+    model = manifest.settings_model
+    prefix = f"PLEO_EXPORT_{manifest.id.upper().replace('-', '_')}_"
+    try:
+        settings = model(_env_prefix=prefix, **values)
+    except ValidationError as error:
+        raise ConfigError(describe_settings_error(manifest.id, list(error.errors()))) from None
+    updates: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            updates[name] = (config_dir / value).resolve()
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _describe(head: str, errors: list[Any]) -> str:
+    lines = [head]
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ())) or "(root)"
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown setting (check the spelling; see docs/configuration.md)"
+        lines.append(f"  - {location}: {message}")
+    return "\n".join(lines)

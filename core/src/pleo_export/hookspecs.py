@@ -1,0 +1,119 @@
+"""Hook specifications: the extension points for cross-cutting plugins.
+
+A plugin is a module or object with functions marked ``@hookimpl`` whose names match the specs
+below, registered under the entry-point group ``pleo_export.plugins``::
+
+    # pyproject.toml
+    [project.entry-points."pleo_export.plugins"]
+    audit = "my_package.audit_plugin"
+
+    # my_package/audit_plugin.py
+    from pleo_export.hookspecs import hookimpl
+
+    @hookimpl
+    def pleo_export_item_outcome(job, accounting_entry_id, outcome):
+        ...
+
+Hooks are called with keyword arguments; an implementation may accept fewer arguments than
+the spec names, so new arguments never break existing plugins. Hooks are synchronous. Posting to
+the accounting system is not a hook: it is the connector's job (see ``pleo_export.connector``).
+
+Every hook here is documented in ``docs/hooks.md`` with its exact signature; a test keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pleo_export.connector import ConnectorError, ConnectorManifest
+    from pleo_export.engine.report import JobReport
+    from pleo_export.ledger import PostingPlan
+    from pleo_export.pleo.models import ExportItem, ExportJob
+    from pleo_export.state.base import ItemOutcome
+
+PROJECT = "pleo_export"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Problem:
+    """A validation finding from a plugin; it fails the job or the item it is about."""
+
+    __slots__ = ("message", "reason_type")
+
+    def __init__(self, reason_type: str, message: str) -> None:
+        self.reason_type = reason_type
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Problem({self.reason_type!r}, {self.message!r})"
+
+
+# --- job lifecycle -----------------------------------------------------------------------------
+
+
+@hookspec
+def pleo_export_job_started(job: ExportJob, resumed: bool) -> None:
+    """Called after the job is claimed (``started`` sent) or resumed, before validation.
+
+    :param job: the job as Pleo returned it.
+    :param resumed: ``True`` when an interrupted ``in_progress`` job is being resumed.
+    """
+
+
+@hookspec
+def pleo_export_validate_job(job: ExportJob, manifest: ConnectorManifest) -> list[Problem] | None:
+    """Extra pre-export validation. Return problems to fail the job before any item is read.
+
+    ``reason_type`` must be an ``ExportJobFailureReasonType`` value. All implementations are
+    called and their problems are combined.
+    """
+
+
+@hookspec
+def pleo_export_job_finished(job: ExportJob, report: JobReport) -> None:
+    """Called after the final event (``completed``, ``completed_with_errors``, ``failed``)."""
+
+
+# --- items -------------------------------------------------------------------------------------
+
+
+@hookspec
+def pleo_export_validate_item(item: ExportItem, job: ExportJob) -> list[Problem] | None:
+    """Extra item validation (policy rules). Problems fail the item; the others go on.
+
+    ``reason_type`` must be an ``ExportJobItemFailureReasonType`` value; the message is shown to
+    the finance team in Pleo, so name the field, the value and what to change.
+    """
+
+
+@hookspec(firstresult=True)
+def pleo_export_map_item(plan: PostingPlan) -> PostingPlan | None:
+    """Override the entries built for an item (first non-``None`` result wins).
+
+    Return a new plan (``plan.model_copy(update=...)``) to change accounts, narration or
+    entries; the engine checks that every entry still balances.
+    """
+
+
+@hookspec(firstresult=True)
+def pleo_export_classify_error(
+    error: BaseException, manifest: ConnectorManifest, during: str
+) -> ConnectorError | None:
+    """Translate an exception raised by the connector into a typed connector error.
+
+    :param during: ``"check"``, ``"prepare"``, ``"lookup"`` or ``"post"``.
+    Return ``ItemRejected``, ``JobRejected``, ``TargetTemporarilyUnavailable`` or
+    ``OutcomeUncertain``; ``None`` defers to the connector's own ``classify_error``.
+    """
+
+
+@hookspec
+def pleo_export_item_outcome(
+    job: ExportJob, accounting_entry_id: str, outcome: ItemOutcome
+) -> None:
+    """Called once per item when its outcome is recorded (before it is reported to Pleo)."""

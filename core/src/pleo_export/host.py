@@ -1,0 +1,369 @@
+"""The plugin host: finds connectors and plugins through entry points and calls hooks.
+
+Discovery uses stevedore over two entry-point groups:
+
+- ``pleo_export.connectors``: name = connector id, value = a :class:`Connector` subclass. Only
+  the connector named in the configuration is imported.
+- ``pleo_export.plugins``: name = plugin id, value = a module or object with ``@hookimpl``
+  functions (see :mod:`pleo_export.hookspecs`). Each is loaded in isolation: a plugin that
+  fails to import or declares unknown hooks is recorded as a :class:`LoadFailure` (with its
+  distribution, version and reason) and the others still load.
+
+Two distributions registering the same name in one group is an error naming both.
+Environment switches: ``PLEO_EXPORT_DISABLE_PLUGINS=a,b`` skips plugins by name,
+``PLEO_EXPORT_LOAD_PLUGINS=a,b`` loads only those (empty = none),
+``PLEO_EXPORT_STRICT_PLUGINS=1`` turns any load failure into an error.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+from stevedore import DriverManager, ExtensionManager
+
+from pleo_export import hookspecs
+from pleo_export.connector import (
+    CONTRACT_VERSION,
+    Connector,
+    ConnectorError,
+    ConnectorManifest,
+)
+from pleo_export.hookspecs import Problem
+
+CONNECTORS_GROUP = "pleo_export.connectors"
+PLUGINS_GROUP = "pleo_export.plugins"
+
+log = logging.getLogger("pleo_export.host")
+
+
+class PluginError(Exception):
+    """Base class of plugin host errors."""
+
+
+class ConnectorNotFound(PluginError):
+    """No installed distribution provides the configured connector."""
+
+
+class ConnectorLoadError(PluginError):
+    """The configured connector is installed but cannot be used."""
+
+
+class PluginConflict(PluginError):
+    """Two distributions register the same name in one entry-point group."""
+
+
+class PluginLoadFailed(PluginError):
+    """A plugin failed to load while strict loading is on."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an entry point comes from."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.distribution} {self.version}, {self.value})"
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    group: str
+    origin: Origin
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.origin}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    origin: Origin
+    hooks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConnectorInfo:
+    origin: Origin
+    manifest: ConnectorManifest | None
+    failure: str | None = None
+
+
+def _origin(ep: importlib.metadata.EntryPoint) -> Origin:
+    dist = ep.dist
+    name = dist.metadata["Name"] if dist is not None else "(unknown distribution)"
+    version = dist.version if dist is not None else "?"
+    return Origin(name=ep.name, value=ep.value, distribution=name, version=version)
+
+
+def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+    # stevedore keeps an in-process cache per group; drop it so that distributions installed
+    # (or put on sys.path) since the last look are seen.
+    ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
+    seen: dict[tuple[str, str, str], importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=group):
+        origin = _origin(ep)
+        # The same distribution can be visible twice on sys.path (editable installs).
+        seen.setdefault((ep.name, origin.distribution, ep.value), ep)
+    return list(seen.values())
+
+
+def _check_conflicts(group: str, eps: Iterable[importlib.metadata.EntryPoint]) -> None:
+    by_name: dict[str, list[Origin]] = {}
+    for ep in eps:
+        by_name.setdefault(ep.name, []).append(_origin(ep))
+    for name, origins in by_name.items():
+        if len({o.distribution for o in origins}) > 1:
+            listed = " and ".join(f"{o.distribution} {o.version} ({o.value})" for o in origins)
+            raise PluginConflict(
+                f"{group}: the name {name!r} is registered by {listed}; uninstall one of them "
+                "or ask its author to rename the entry point"
+            )
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+class PluginHost:
+    """Loads plugins and the configured connector; calls hooks with typed methods."""
+
+    def __init__(
+        self,
+        *,
+        load_entry_points: bool = True,
+        disabled: Sequence[str] = (),
+        strict: bool | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[LoadFailure] = []
+        self.plugins: list[LoadedPlugin] = []
+        env_disabled = _env_list("PLEO_EXPORT_DISABLE_PLUGINS") or []
+        self._disabled = {*disabled, *env_disabled}
+        self._only = _env_list("PLEO_EXPORT_LOAD_PLUGINS")
+        self._strict = (
+            strict if strict is not None else os.environ.get("PLEO_EXPORT_STRICT_PLUGINS") == "1"
+        )
+        if load_entry_points:
+            self.load_plugins()
+
+    # --- plugins -------------------------------------------------------------------------------
+
+    def load_plugins(self) -> None:
+        """Load every ``pleo_export.plugins`` entry point, each in isolation."""
+        eps = _entry_points(PLUGINS_GROUP)
+        _check_conflicts(PLUGINS_GROUP, eps)
+        wanted = {
+            ep.name
+            for ep in eps
+            if ep.name not in self._disabled and (self._only is None or ep.name in self._only)
+        }
+        if not wanted:
+            return
+        origins = {ep.name: _origin(ep) for ep in eps}
+
+        def on_failure(
+            _manager: Any, ep: importlib.metadata.EntryPoint, err: BaseException
+        ) -> None:
+            self._fail(PLUGINS_GROUP, _origin(ep), f"import failed: {type(err).__name__}: {err}")
+
+        manager: ExtensionManager[Any] = ExtensionManager(
+            PLUGINS_GROUP, invoke_on_load=False, on_load_failure_callback=on_failure
+        )
+        for ext in manager.extensions:
+            if ext.name in wanted:
+                self.register(ext.plugin, origins[ext.name])
+
+    def register(self, plugin: object, origin: Origin) -> bool:
+        """Register one plugin object; record a failure instead of raising (unless strict)."""
+        if inspect.isclass(plugin):
+            try:
+                plugin = plugin()
+            except Exception as err:
+                self._fail(PLUGINS_GROUP, origin, f"could not be instantiated: {err}")
+                return False
+        try:
+            self.pm.register(plugin, name=origin.name)
+        except Exception as err:  # pluggy validates signatures against the specs
+            self._fail(PLUGINS_GROUP, origin, f"rejected by the hook manager: {err}")
+            return False
+        unknown = [
+            hook.name for hook in self.pm.get_hookcallers(plugin) or [] if not hook.has_spec()
+        ]
+        unknown += [
+            name
+            for name in dir(plugin)
+            if name.startswith(f"{hookspecs.PROJECT}_")
+            and not hasattr(self.pm.hook, name)
+            and name not in unknown
+        ]
+        if unknown:
+            self.pm.unregister(plugin)
+            self._fail(
+                PLUGINS_GROUP,
+                origin,
+                f"implements unknown hook(s) {', '.join(sorted(unknown))}; see docs/hooks.md "
+                "for the hooks this version of pleo-export provides",
+            )
+            return False
+        hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
+        self.plugins.append(LoadedPlugin(origin=origin, hooks=hooks))
+        log.debug("plugin loaded", extra={"event": "plugin.loaded", "plugin": str(origin)})
+        return True
+
+    def _fail(self, group: str, origin: Origin, reason: str) -> None:
+        failure = LoadFailure(group=group, origin=origin, reason=reason)
+        if self._strict:
+            raise PluginLoadFailed(str(failure))
+        self.failures.append(failure)
+        log.warning(
+            "plugin failed to load and was skipped: %s",
+            failure,
+            extra={"event": "plugin.load_failed", "plugin": origin.name, "reason": reason},
+        )
+
+    # --- connectors ----------------------------------------------------------------------------
+
+    def installed_connectors(self) -> list[ConnectorInfo]:
+        """Every installed connector, each loaded in isolation (for ``connectors list``)."""
+        infos: list[ConnectorInfo] = []
+        for ep in sorted(_entry_points(CONNECTORS_GROUP), key=lambda e: e.name):
+            origin = _origin(ep)
+            try:
+                cls = ep.load()
+                manifest = _validate_connector_class(ep.name, cls, origin)
+            except Exception as err:
+                infos.append(ConnectorInfo(origin=origin, manifest=None, failure=str(err)))
+                continue
+            infos.append(ConnectorInfo(origin=origin, manifest=manifest))
+        return infos
+
+    def load_connector(self, name: str) -> type[Connector[Any]]:
+        """Import only the connector ``name`` and check its manifest."""
+        eps = [ep for ep in _entry_points(CONNECTORS_GROUP) if ep.name == name]
+        _check_conflicts(CONNECTORS_GROUP, eps)
+        if not eps:
+            installed = sorted({ep.name for ep in _entry_points(CONNECTORS_GROUP)})
+            available = ", ".join(installed) if installed else "none"
+            raise ConnectorNotFound(
+                f"connector {name!r} is not installed (installed connectors: {available}). "
+                f"Install it next to pleo-export, e.g. `pip install pleo-export-{name}`, "
+                "or choose another with `connector.name` in the configuration; "
+                "`pleo-export connectors list` shows what is installed"
+            )
+        origin = _origin(eps[0])
+        errors: list[str] = []
+
+        def on_failure(
+            _manager: Any, _ep: importlib.metadata.EntryPoint, err: BaseException
+        ) -> None:
+            errors.append(f"{type(err).__name__}: {err}")
+
+        manager: DriverManager[Any] = DriverManager(
+            CONNECTORS_GROUP,
+            name,
+            invoke_on_load=False,
+            on_load_failure_callback=on_failure,
+            on_missing_entrypoints_callback=None,
+        )
+        if errors or not manager.extensions:
+            reason = errors[0] if errors else "the entry point did not load"
+            raise ConnectorLoadError(f"connector {origin} could not be imported: {reason}")
+        cls = manager.extensions[0].plugin
+        _validate_connector_class(name, cls, origin)
+        if self.pm.get_plugin(f"connector:{name}") is None and _has_hookimpls(cls):
+            self.pm.register(cls, name=f"connector:{name}")
+        connector_cls: type[Connector[Any]] = cls
+        return connector_cls
+
+    # --- typed hook calls ----------------------------------------------------------------------
+
+    def job_started(self, **kwargs: Any) -> None:
+        self.pm.hook.pleo_export_job_started(**kwargs)
+
+    def job_finished(self, **kwargs: Any) -> None:
+        self.pm.hook.pleo_export_job_finished(**kwargs)
+
+    def validate_job(self, **kwargs: Any) -> list[Problem]:
+        return _flatten(self.pm.hook.pleo_export_validate_job(**kwargs))
+
+    def validate_item(self, **kwargs: Any) -> list[Problem]:
+        return _flatten(self.pm.hook.pleo_export_validate_item(**kwargs))
+
+    def map_item(self, **kwargs: Any) -> Any:
+        return self.pm.hook.pleo_export_map_item(**kwargs)
+
+    def classify_error(self, **kwargs: Any) -> ConnectorError | None:
+        result = self.pm.hook.pleo_export_classify_error(**kwargs)
+        return result if isinstance(result, ConnectorError) else None
+
+    def item_outcome(self, **kwargs: Any) -> None:
+        self.pm.hook.pleo_export_item_outcome(**kwargs)
+
+
+def _flatten(results: list[list[Problem] | None]) -> list[Problem]:
+    problems: list[Problem] = []
+    for result in results:
+        if result:
+            problems.extend(result)
+    return problems
+
+
+def _has_hookimpls(obj: object) -> bool:
+    return any(
+        name.startswith(f"{hookspecs.PROJECT}_") and callable(getattr(obj, name, None))
+        for name in dir(obj)
+    )
+
+
+def _validate_connector_class(name: str, cls: object, origin: Origin) -> ConnectorManifest:
+    if not (inspect.isclass(cls) and issubclass(cls, Connector)):
+        raise ConnectorLoadError(
+            f"connector {origin}: the entry point must name a pleo_export.Connector subclass, "
+            f"got {cls!r}"
+        )
+    manifest = getattr(cls, "manifest", None)
+    if not isinstance(manifest, ConnectorManifest):
+        raise ConnectorLoadError(f"connector {origin}: class attribute `manifest` is missing")
+    if manifest.id != name:
+        raise ConnectorLoadError(
+            f"connector {origin}: manifest id {manifest.id!r} differs from the entry-point "
+            f"name {name!r}; they must be equal"
+        )
+    if manifest.contract_version != CONTRACT_VERSION:
+        raise ConnectorLoadError(
+            f"connector {origin} implements connector contract {manifest.contract_version}, "
+            f"but this pleo-export implements contract {CONTRACT_VERSION}; install a version "
+            "of the connector made for this pleo-export"
+        )
+    return manifest
+
+
+__all__ = [
+    "CONNECTORS_GROUP",
+    "PLUGINS_GROUP",
+    "ConnectorInfo",
+    "ConnectorLoadError",
+    "ConnectorNotFound",
+    "LoadFailure",
+    "LoadedPlugin",
+    "Origin",
+    "PluginConflict",
+    "PluginError",
+    "PluginHost",
+    "PluginLoadFailed",
+]
