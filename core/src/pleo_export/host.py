@@ -107,15 +107,29 @@ def _origin(ep: importlib.metadata.EntryPoint) -> Origin:
 
 
 def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
-    # stevedore keeps an in-process cache per group; drop it so that distributions installed
-    # (or put on sys.path) since the last look are seen.
-    ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
     seen: dict[tuple[str, str, str], importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=group):
         origin = _origin(ep)
         # The same distribution can be visible twice on sys.path (editable installs).
         seen.setdefault((ep.name, origin.distribution, ep.value), ep)
     return list(seen.values())
+
+
+class _FreshExtensions(ExtensionManager[Any]):
+    """stevedore's loader fed from ``importlib.metadata`` directly.
+
+    stevedore caches entry points on disk keyed by path modification times, which can miss a
+    distribution installed within the same second; its cached entry points also lack the
+    distribution needed to name a broken plugin's package.
+    """
+
+    def list_entry_points(self) -> list[importlib.metadata.EntryPoint]:
+        return _entry_points(self.namespace)
+
+
+class _FreshDriver(DriverManager[Any]):
+    def list_entry_points(self) -> list[importlib.metadata.EntryPoint]:
+        return _entry_points(self.namespace)
 
 
 def _check_conflicts(group: str, eps: Iterable[importlib.metadata.EntryPoint]) -> None:
@@ -181,7 +195,7 @@ class PluginHost:
         ) -> None:
             self._fail(PLUGINS_GROUP, _origin(ep), f"import failed: {type(err).__name__}: {err}")
 
-        manager: ExtensionManager[Any] = ExtensionManager(
+        manager = _FreshExtensions(
             PLUGINS_GROUP, invoke_on_load=False, on_load_failure_callback=on_failure
         )
         for ext in manager.extensions:
@@ -273,7 +287,7 @@ class PluginHost:
         ) -> None:
             errors.append(f"{type(err).__name__}: {err}")
 
-        manager: DriverManager[Any] = DriverManager(
+        manager = _FreshDriver(
             CONNECTORS_GROUP,
             name,
             invoke_on_load=False,

@@ -1,0 +1,635 @@
+"""SQLite implementation of the state store.
+
+One file, one connection, stdlib :mod:`sqlite3`.
+
+Threading trade-off: every call runs synchronous SQLite on the event loop thread instead of in
+a worker thread. Each statement the engine issues is a primary-key lookup or update that takes
+well under a millisecond, which is cheaper than a thread hop (and keeps one connection without
+cross-thread hand-offs). The only bulk call, :meth:`SQLiteStateStore.add_items`, yields to the
+event loop between chunks so that a 100,000-item page does not stall other tasks. An
+:class:`anyio.Lock` serialises the coroutines of this store so that one task's transaction
+never interleaves with another's statements on the shared connection.
+
+Durability: the database runs in WAL mode. With ``synchronous=NORMAL`` (``durability="process"``,
+the default) a commit is in the WAL file, i.e. in the OS page cache, before the call returns; it
+survives the process being killed (``kill -9``, OOM killer, a crash), which is the failure the
+outbox protocol must survive. It does *not* survive power loss or a kernel crash: the last
+commits may be rolled back (never corrupted). For that, use ``durability="power"``, which sets
+``synchronous=FULL`` and fsyncs the WAL on every commit, at a cost in write latency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Final, Literal
+
+import anyio
+import anyio.lowlevel
+
+from pleo_export.state import FINAL_PLEO_STATUSES, StateStoreError
+from pleo_export.state.base import (
+    ItemOutcome,
+    ItemPhase,
+    ItemRecord,
+    JobCounts,
+    JobRecord,
+    StateStore,
+)
+
+__all__ = ["SCHEMA_VERSION", "Durability", "SQLiteStateStore"]
+
+Durability = Literal["process", "power"]
+"""``process``: survive process crashes (``synchronous=NORMAL``); ``power``: also power loss."""
+
+MEMORY: Final = ":memory:"
+
+_CHUNK = 2_000
+"""Rows per ``executemany`` in bulk calls; between chunks the event loop gets a turn."""
+
+_BUSY_TIMEOUT_MS = 5_000
+
+
+# --------------------------------------------------------------------------- schema
+
+_SCHEMA_V1: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        seq            INTEGER PRIMARY KEY,  -- creation order (stable across VACUUM)
+        job_id         TEXT NOT NULL UNIQUE,
+        company_id     TEXT NOT NULL,
+        started_by_us  INTEGER NOT NULL DEFAULT 0,
+        final_event    TEXT,
+        final_reason   TEXT,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE items (
+        seq                  INTEGER PRIMARY KEY,  -- insertion order
+        job_id               TEXT NOT NULL,
+        accounting_entry_id  TEXT NOT NULL,
+        phase                TEXT NOT NULL,
+        pleo_status          TEXT NOT NULL,
+        attempts             INTEGER NOT NULL DEFAULT 0,
+        outcome_seq          INTEGER,  -- order outcomes were recorded; NULL = no outcome
+        succeeded            INTEGER,
+        external_id          TEXT,
+        external_url         TEXT,
+        exported_at          TEXT,
+        failure_reason_type  TEXT,
+        failure_reason       TEXT,
+        recovered            INTEGER,
+        reported             INTEGER NOT NULL DEFAULT 0,
+        updated_at           TEXT NOT NULL,
+        UNIQUE (job_id, accounting_entry_id)
+    )
+    """,
+    # Items of a job in insertion order (the rowid is implicitly the last index column).
+    "CREATE INDEX items_job ON items (job_id)",
+    # The outbox proper: outcomes Pleo has not been told about, oldest first.
+    """
+    CREATE INDEX items_unreported ON items (job_id, outcome_seq)
+        WHERE outcome_seq IS NOT NULL AND reported = 0
+    """,
+    # Monotonic counters (today only the outcome sequence).
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO counters (name, value) VALUES ('outcome_seq', 0)",
+)
+
+
+def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V1:
+        conn.execute(statement)
+
+
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_v1,)
+"""``_MIGRATIONS[n]`` takes a database from ``user_version`` n to n + 1. Append, never edit."""
+
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+"""The ``PRAGMA user_version`` this code writes and expects."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema on ``conn`` to :data:`SCHEMA_VERSION`; return the version found.
+
+    Runs in one ``BEGIN IMMEDIATE`` transaction, so two processes opening a fresh file at once
+    do not both create the schema, and a failed migration leaves the old version intact.
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+
+    Raises:
+        StateStoreError: the database was written by a newer schema version.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if found > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"schema version {found} is newer than this pleo-export "
+                f"understands ({SCHEMA_VERSION}); upgrade pleo-export or point the state URL "
+                "at another file"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            _MIGRATIONS[version](conn)
+        if found != SCHEMA_VERSION:
+            # PRAGMA takes no parameters; SCHEMA_VERSION is an int constant.
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+# --------------------------------------------------------------------------- helpers
+
+# Queries are literal constants (no string building); rows are read by column name.
+_SELECT_JOB = """
+    SELECT job_id, company_id, started_by_us, final_event, final_reason, created_at, updated_at
+    FROM jobs WHERE job_id = ?
+"""
+_RECENT_JOBS = """
+    SELECT job_id, company_id, started_by_us, final_event, final_reason, created_at, updated_at
+    FROM jobs ORDER BY seq DESC LIMIT ?
+"""
+_SELECT_ITEM = """
+    SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
+           external_id, external_url, exported_at, failure_reason_type, failure_reason,
+           recovered, reported, updated_at
+    FROM items WHERE job_id = ? AND accounting_entry_id = ?
+"""
+# ?2 is NULL for all phases, else a JSON array of phase values.
+_ITEMS_OF_JOB = """
+    SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
+           external_id, external_url, exported_at, failure_reason_type, failure_reason,
+           recovered, reported, updated_at
+    FROM items
+    WHERE job_id = ?1 AND (?2 IS NULL OR phase IN (SELECT value FROM json_each(?2)))
+    ORDER BY seq
+"""
+_UNREPORTED = """
+    SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
+           external_id, external_url, exported_at, failure_reason_type, failure_reason,
+           recovered, reported, updated_at
+    FROM items WHERE job_id = ? AND outcome_seq IS NOT NULL AND reported = 0
+    ORDER BY outcome_seq LIMIT ?
+"""
+
+# Re-adding an item refreshes pleo_status and, for an item without outcome whose Pleo status
+# turned final, moves it to SKIPPED; phases, attempts and outcomes are otherwise kept. The
+# WHERE clause skips no-op updates so that resuming a job rewrites nothing.
+_UPSERT_ITEM = """
+    INSERT INTO items (job_id, accounting_entry_id, phase, pleo_status, updated_at)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (job_id, accounting_entry_id) DO UPDATE SET
+        pleo_status = excluded.pleo_status,
+        phase = CASE
+            WHEN items.outcome_seq IS NULL AND excluded.phase = 'skipped' THEN 'skipped'
+            ELSE items.phase
+        END,
+        updated_at = excluded.updated_at
+    WHERE items.pleo_status IS NOT excluded.pleo_status
+       OR (items.outcome_seq IS NULL AND excluded.phase = 'skipped'
+           AND items.phase IS NOT 'skipped')
+"""
+
+
+def _now() -> str:
+    return _ts(datetime.now(UTC))
+
+
+def _ts(value: datetime) -> str:
+    """Store a datetime as ISO-8601 in UTC; a naive value is taken to be UTC already."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _item(row: sqlite3.Row) -> ItemRecord:
+    outcome: ItemOutcome | None = None
+    if row["outcome_seq"] is not None:
+        exported_at = row["exported_at"]
+        outcome = ItemOutcome(
+            succeeded=bool(row["succeeded"]),
+            external_id=row["external_id"],
+            external_url=row["external_url"],
+            exported_at=_dt(exported_at) if exported_at is not None else None,
+            failure_reason_type=row["failure_reason_type"],
+            failure_reason=row["failure_reason"],
+            recovered=bool(row["recovered"]),
+        )
+    return ItemRecord(
+        job_id=row["job_id"],
+        accounting_entry_id=row["accounting_entry_id"],
+        phase=ItemPhase(row["phase"]),
+        pleo_status=row["pleo_status"],
+        attempts=int(row["attempts"]),
+        outcome=outcome,
+        reported=bool(row["reported"]),
+        updated_at=_dt(row["updated_at"]),
+    )
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=row["job_id"],
+        company_id=row["company_id"],
+        started_by_us=bool(row["started_by_us"]),
+        final_event=row["final_event"],
+        final_reason=row["final_reason"],
+        created_at=_dt(row["created_at"]),
+        updated_at=_dt(row["updated_at"]),
+    )
+
+
+def _hint(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            "the file is not a pleo-export state database or is damaged; move it aside (the "
+            "next run starts with empty state) or point the state URL at another file"
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (
+            "make the file and its directory writable by this user, or point the state URL "
+            "at a writable location"
+        )
+    if "locked" in text or "busy" in text:
+        return (
+            "another process holds the database lock; make sure only one pleo-export worker "
+            "uses this file, or give each worker its own state URL"
+        )
+    if "disk" in text or "full" in text:
+        return "free disk space on the volume holding the state database"
+    return "check the state URL and the file it names"
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SQLiteStateStore(StateStore):
+    """A :class:`~pleo_export.state.base.StateStore` in one SQLite file.
+
+    Args:
+        path: the database file, created with its parent directories if missing;
+            ``":memory:"`` for a private in-memory database (tests).
+        durability: ``"process"`` (default, ``synchronous=NORMAL``) makes every commit survive
+            a crash or ``kill -9`` of this process; ``"power"`` (``synchronous=FULL``) also
+            survives power loss and OS crashes, at the cost of an fsync per write.
+
+    Every public write is a single transaction committed before the coroutine returns.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "process"):
+        if durability not in ("process", "power"):
+            raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
+        raw = os.fspath(path)
+        self._path: Path | None = None if raw == MEMORY else Path(raw)
+        self._durability: Durability = durability
+        self._conn: sqlite3.Connection | None = None
+        self._lock = anyio.Lock()
+
+    @property
+    def path(self) -> str:
+        """The database file as given (``":memory:"`` for an in-memory store)."""
+        return MEMORY if self._path is None else str(self._path)
+
+    @property
+    def durability(self) -> Durability:
+        """The durability level chosen at construction."""
+        return self._durability
+
+    def __repr__(self) -> str:
+        return f"SQLiteStateStore({self.path!r}, durability={self._durability!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Create the file (and parent directories) if needed, then create or migrate the schema.
+
+        Idempotent: opening an open store, or a file that already holds the current schema,
+        changes nothing.
+
+        Raises:
+            StateStoreError: the directory cannot be created, the file cannot be opened or
+                written, it is not a SQLite database, or its schema is newer than this code.
+        """
+        async with self._lock:
+            if self._conn is not None:
+                return
+            if self._path is not None:
+                try:
+                    self._path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StateStoreError(
+                        f"cannot create the directory {str(self._path.parent)!r} for the state "
+                        f"database {self.path!r}: {exc}; create it or point the state URL at a "
+                        "writable location"
+                    ) from exc
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    isolation_level=None,  # autocommit: transactions are explicit
+                    check_same_thread=False,
+                    timeout=_BUSY_TIMEOUT_MS / 1000,
+                )
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS:d}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode: commits survive process death; FULL: also power loss.
+                synchronous = "FULL" if self._durability == "power" else "NORMAL"
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                migrate(conn)
+            except StateStoreError as exc:
+                if conn is not None:
+                    conn.close()
+                raise StateStoreError(f"state database {self.path!r}: {exc}") from exc
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                raise StateStoreError(
+                    f"cannot open the state database {self.path!r}: {exc}; {_hint(exc)}"
+                ) from exc
+            self._conn = conn
+
+    async def close(self) -> None:
+        """Close the connection. Idempotent; committed state stays on disk."""
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StateStoreError(
+                f"the state store {self.path!r} is not open; call `await store.open()` first"
+            )
+        return self._conn
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateStoreError(
+                f"cannot {action} in the state database {self.path!r}: {exc}; {_hint(exc)}"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One committed write transaction; the caller holds ``self._lock``."""
+        conn = self._connection()
+        with self._errors(action):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ jobs
+
+    async def upsert_job(self, job_id: str, company_id: str) -> JobRecord:
+        """Record that this worker processes ``job_id``; an existing job is returned unchanged."""
+        now = _now()
+        async with self._lock:
+            with self._write("record the job") as conn:
+                conn.execute(
+                    "INSERT INTO jobs (job_id, company_id, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                    (job_id, company_id, now, now),
+                )
+                row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+        return _job(row)
+
+    async def mark_started(self, job_id: str) -> None:
+        """Record that this installation sent ``started``. Raises KeyError for an unknown job."""
+        async with self._lock:
+            with self._write("mark the job started") as conn:
+                cursor = conn.execute(
+                    "UPDATE jobs SET started_by_us = 1, updated_at = ? WHERE job_id = ?",
+                    (_now(), job_id),
+                )
+                if cursor.rowcount == 0:
+                    raise KeyError(f"unknown job {job_id!r}; call upsert_job first")
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or ``None`` if this store has never seen it."""
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("read the job"):
+                row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    async def finish_job(self, job_id: str, final_event: str, reason: str | None = None) -> None:
+        """Record the final event sent to Pleo. Raises KeyError for an unknown job."""
+        async with self._lock:
+            with self._write("record the job's final event") as conn:
+                cursor = conn.execute(
+                    "UPDATE jobs SET final_event = ?, final_reason = ?, updated_at = ? "
+                    "WHERE job_id = ?",
+                    (final_event, reason, _now(), job_id),
+                )
+                if cursor.rowcount == 0:
+                    raise KeyError(f"unknown job {job_id!r}; call upsert_job first")
+
+    async def recent_jobs(self, limit: int = 20) -> list[JobRecord]:
+        """Up to ``limit`` jobs, most recently created first."""
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("list jobs"):
+                rows = conn.execute(_RECENT_JOBS, (limit,)).fetchall()
+        return [_job(row) for row in rows]
+
+    # ------------------------------------------------------------------ items
+
+    async def add_items(self, job_id: str, items: Iterable[tuple[str, str]]) -> None:
+        """Snapshot ``(accounting_entry_id, pleo_status)`` pairs in one transaction.
+
+        New items start ``QUEUED``, or ``SKIPPED`` when their Pleo status is final
+        (``successful``/``failed``/``abandoned``). Known items keep their phase, attempts and
+        outcome; their ``pleo_status`` is refreshed, and one without an outcome whose Pleo status
+        became final moves to ``SKIPPED``. ``items`` is consumed lazily in chunks; the event loop
+        gets a turn between chunks while the transaction (and the store's lock) stays held.
+        If the call fails or is cancelled, none of its items are stored.
+        """
+        now = _now()
+        skipped, queued = ItemPhase.SKIPPED.value, ItemPhase.QUEUED.value
+        async with self._lock:
+            with self._write("add items") as conn:
+                for chunk in _chunks(items, _CHUNK):
+                    conn.executemany(
+                        _UPSERT_ITEM,
+                        [
+                            (
+                                job_id,
+                                entry_id,
+                                skipped if status in FINAL_PLEO_STATUSES else queued,
+                                status,
+                                now,
+                            )
+                            for entry_id, status in chunk
+                        ],
+                    )
+                    await anyio.lowlevel.checkpoint()
+
+    async def get_item(self, job_id: str, accounting_entry_id: str) -> ItemRecord | None:
+        """The item, or ``None`` if it was never added to this job."""
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("read an item"):
+                row = conn.execute(_SELECT_ITEM, (job_id, accounting_entry_id)).fetchone()
+        return None if row is None else _item(row)
+
+    async def items(
+        self, job_id: str, phases: Sequence[ItemPhase] | None = None
+    ) -> list[ItemRecord]:
+        """All items of a job (optionally only those in ``phases``), in insertion order.
+
+        This loads the whole selection into memory; prefer :meth:`unreported`/:meth:`counts`
+        where they suffice.
+        """
+        wanted = None if phases is None else json.dumps([ItemPhase(p).value for p in phases])
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("list items"):
+                rows = conn.execute(_ITEMS_OF_JOB, (job_id, wanted)).fetchall()
+        return [_item(row) for row in rows]
+
+    async def record_intent(self, job_id: str, accounting_entry_id: str) -> None:
+        """Phase ``POSTING``, attempts + 1, committed before returning.
+
+        Any earlier outcome of the item is cleared, so that ``POSTING`` always means "about to
+        write, fate unknown". Raises KeyError for an item that was never added.
+        """
+        async with self._lock:
+            with self._write("record the intent to post") as conn:
+                cursor = conn.execute(
+                    "UPDATE items SET phase = ?, attempts = attempts + 1, outcome_seq = NULL, "
+                    "succeeded = NULL, external_id = NULL, external_url = NULL, "
+                    "exported_at = NULL, failure_reason_type = NULL, failure_reason = NULL, "
+                    "recovered = NULL, reported = 0, updated_at = ? "
+                    "WHERE job_id = ? AND accounting_entry_id = ?",
+                    (ItemPhase.POSTING.value, _now(), job_id, accounting_entry_id),
+                )
+                if cursor.rowcount == 0:
+                    raise KeyError(_unknown_item(job_id, accounting_entry_id))
+
+    async def record_outcome(
+        self, job_id: str, accounting_entry_id: str, outcome: ItemOutcome
+    ) -> None:
+        """Phase ``SUCCEEDED``/``FAILED`` with ``outcome``, unreported, committed before returning.
+
+        Recording a new outcome for an item replaces the previous one and queues it for
+        reporting again. Raises KeyError for an item that was never added.
+        """
+        phase = ItemPhase.SUCCEEDED if outcome.succeeded else ItemPhase.FAILED
+        exported_at = None if outcome.exported_at is None else _ts(outcome.exported_at)
+        async with self._lock:
+            with self._write("record the outcome") as conn:
+                (seq,) = conn.execute(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'outcome_seq' "
+                    "RETURNING value"
+                ).fetchone()
+                cursor = conn.execute(
+                    "UPDATE items SET phase = ?, outcome_seq = ?, succeeded = ?, "
+                    "external_id = ?, external_url = ?, exported_at = ?, "
+                    "failure_reason_type = ?, failure_reason = ?, recovered = ?, "
+                    "reported = 0, updated_at = ? "
+                    "WHERE job_id = ? AND accounting_entry_id = ?",
+                    (
+                        phase.value,
+                        seq,
+                        int(outcome.succeeded),
+                        outcome.external_id,
+                        outcome.external_url,
+                        exported_at,
+                        outcome.failure_reason_type,
+                        outcome.failure_reason,
+                        int(outcome.recovered),
+                        _now(),
+                        job_id,
+                        accounting_entry_id,
+                    ),
+                )
+                if cursor.rowcount == 0:
+                    raise KeyError(_unknown_item(job_id, accounting_entry_id))
+
+    async def unreported(self, job_id: str, limit: int = 100) -> list[ItemRecord]:
+        """Up to ``limit`` items with an outcome Pleo has not been told, oldest outcome first."""
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("list unreported items"):
+                rows = conn.execute(_UNREPORTED, (job_id, limit)).fetchall()
+        return [_item(row) for row in rows]
+
+    async def mark_reported(self, job_id: str, accounting_entry_ids: Sequence[str]) -> None:
+        """Record that Pleo acknowledged these items' outcomes.
+
+        Ids that are unknown, have no outcome or are already reported are ignored.
+        """
+        now = _now()
+        async with self._lock:
+            with self._write("mark items reported") as conn:
+                for chunk in _chunks(
+                    ((entry_id, now) for entry_id in accounting_entry_ids), _CHUNK
+                ):
+                    conn.executemany(
+                        "UPDATE items SET reported = 1, updated_at = ? "
+                        "WHERE job_id = ? AND accounting_entry_id = ? "
+                        "AND outcome_seq IS NOT NULL AND reported = 0",
+                        [(ts, job_id, entry_id) for entry_id, ts in chunk],
+                    )
+
+    async def counts(self, job_id: str) -> JobCounts:
+        """Items of a job per phase, plus those whose outcome is not yet reported."""
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("count items"):
+                row = conn.execute(
+                    "SELECT count(*), "
+                    "coalesce(sum(phase = 'queued'), 0), "
+                    "coalesce(sum(phase = 'posting'), 0), "
+                    "coalesce(sum(phase = 'succeeded'), 0), "
+                    "coalesce(sum(phase = 'failed'), 0), "
+                    "coalesce(sum(phase = 'skipped'), 0), "
+                    "coalesce(sum(outcome_seq IS NOT NULL AND reported = 0), 0) "
+                    "FROM items WHERE job_id = ?",
+                    (job_id,),
+                ).fetchone()
+        total, queued, posting, succeeded, failed, skipped, unreported = (int(v) for v in row)
+        return JobCounts(
+            total=total,
+            queued=queued,
+            posting=posting,
+            succeeded=succeeded,
+            failed=failed,
+            skipped=skipped,
+            unreported=unreported,
+        )
+
+
+def _unknown_item(job_id: str, accounting_entry_id: str) -> str:
+    return f"unknown item {accounting_entry_id!r} of job {job_id!r}; add it with add_items first"
