@@ -104,7 +104,7 @@ def test_strict_mode_turns_a_load_failure_into_an_error(
         {"fx_broken": BROKEN_PLUGIN},
     )
     monkeypatch.setenv("PLEO_EXPORT_STRICT_PLUGINS", "1")
-    with pytest.raises(PluginLoadFailed, match="fx-broken 0.3.1"):
+    with pytest.raises(PluginLoadFailed, match=r"fx-broken 0\.3\.1"):
         PluginHost()
 
 
@@ -201,7 +201,9 @@ def test_connector_manifest_must_match_entry_point_and_contract(site: Path) -> N
 def test_two_distributions_with_one_connector_name_is_an_error(site: Path) -> None:
     _connector_dist(site, "fx-first", "same", "fx_first")
     _connector_dist(site, "fx-second", "same", "fx_second")
-    with pytest.raises(PluginConflict, match="fx-first .* and fx-second|fx-second .* and fx-first"):
+    with pytest.raises(
+        PluginConflict, match=r"fx-first .* and fx-second|fx-second .* and fx-first"
+    ):
         PluginHost(load_entry_points=False).load_connector("same")
 
 
