@@ -102,3 +102,5 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs full request URLs at INFO, which would include pre-signed receipt links.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,703 @@
+"""Async client of the Pleo Export API v3.
+
+:class:`PleoClient` wraps an ``httpx.AsyncClient`` and adds what every call to Pleo needs:
+
+* **Budget.** A shared :class:`~pleo_export.pleo.ratelimit.RequestBudget` caps the requests
+  that start in any sliding window (500 per minute by default; Pleo's limit is 600). Every
+  request sent to the API origin takes a slot, retries, redirect hops and the auth flow's
+  second attempt included. Attachment downloads from other hosts do not count.
+* **Retries.** :class:`~pleo_export.pleo.ratelimit.RetryPolicy` backs off on 429, 5xx,
+  timeouts and transport errors, honouring ``Retry-After`` (which also pauses the whole
+  budget). Other 4xx answers are never retried.
+* **Typed results.** 2xx bodies are validated into :mod:`pleo_export.pleo.models`; a body that
+  does not fit raises :class:`~pleo_export.pleo.errors.ResponseSchemaError` naming the field.
+  Error bodies (``ExceptionInfo``) go through :func:`~pleo_export.pleo.errors.error_for`.
+* **Hygiene.** Credentials are applied only to requests for the base URL's origin, redirects
+  to another host are refused, and logs carry no headers, credentials, bodies or query
+  strings (attachment URLs are pre-signed).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from pleo_export.pleo.errors import (
+    PleoApiError,
+    PleoHttpError,
+    PleoUnavailable,
+    RateLimited,
+    ResponseSchemaError,
+    ServerError,
+    error_for,
+)
+from pleo_export.pleo.models import (
+    CreateExportJob,
+    CreateExportJobEvent,
+    ExceptionInfo,
+    ExportJob,
+    ExportJobEventType,
+    ExportJobFailureReasonType,
+    ExportJobItem,
+    ExportJobItemStatus,
+    ExportJobItemUpdateResult,
+    ExportJobStatus,
+    PageInfo,
+    UpdateExportJobItem,
+    to_wire,
+)
+from pleo_export.pleo.ratelimit import AnyioClock, Clock, RequestBudget, RetryPolicy
+
+__all__ = [
+    "MAX_ITEMS_PER_UPDATE",
+    "PRODUCTION_URL",
+    "STAGING_URL",
+    "AttachmentTooLarge",
+    "ClientStats",
+    "PleoClient",
+    "RedirectRefused",
+]
+
+PRODUCTION_URL = "https://external.pleo.io"
+STAGING_URL = "https://external.staging.pleo.io"
+
+MAX_ITEMS_PER_UPDATE = 100
+"""Pleo rejects a PUT of more job items than this with 413 ``EXPORT_JOB_ITEMS_UPDATE_LIMIT``."""
+
+DOWNLOAD_ENDPOINT = "GET (download)"
+"""The :attr:`ClientStats.requests_by_endpoint` key of attachment downloads."""
+
+_ENDPOINT_EXTENSION = "pleo_export.endpoint"
+_MAX_ERROR_BODY = 64 * 1024
+_MAX_REDIRECTS = 5
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _package_version() -> str:
+    try:
+        return version("pleo-export")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "0+unknown"
+
+
+USER_AGENT = f"pleo-export/{_package_version()}"
+
+
+class AttachmentTooLarge(PleoApiError):
+    """A download exceeded the caller's ``max_bytes``; the transfer was stopped."""
+
+    def __init__(self, url: str, max_bytes: int, *, declared: int | None = None) -> None:
+        self.url = url
+        self.max_bytes = max_bytes
+        self.declared = declared
+        size = f"declares {declared} bytes" if declared is not None else "is larger"
+        super().__init__(f"download {url} {size}; the limit is {max_bytes} bytes")
+
+
+class RedirectRefused(PleoHttpError):
+    """A response redirected to another host; the client follows same-host redirects only."""
+
+
+@dataclass
+class ClientStats:
+    """Counters of one :class:`PleoClient`.
+
+    ``requests`` counts requests put on the wire (every attempt, redirect hop and auth retry);
+    ``requests_by_endpoint`` splits them by ``"METHOD /v3/template-path"`` (downloads under
+    ``"GET (download)"``). ``responses_by_status`` counts every response received, ``retries``
+    the attempts repeated after a retryable failure, ``rate_limited`` the 429 answers.
+    ``budget_wait_seconds`` is the time requests spent waiting on the request budget and
+    ``retry_wait_seconds`` the time spent backing off between attempts.
+    """
+
+    requests: int = 0
+    requests_by_endpoint: Counter[str] = field(default_factory=Counter)
+    responses_by_status: Counter[int] = field(default_factory=Counter)
+    retries: int = 0
+    rate_limited: int = 0
+    budget_wait_seconds: float = 0.0
+    retry_wait_seconds: float = 0.0
+
+
+class PleoClient:
+    """Async client of the Pleo Export API v3.
+
+    Use it as an async context manager; it owns its ``httpx.AsyncClient``::
+
+        async with PleoClient(PRODUCTION_URL, ApiKeyAuth(key)) as client:
+            jobs = await client.list_jobs(company_id, [ExportJobStatus.PENDING])
+
+    ``transport`` replaces the network (the sandbox serves Pleo in process); ``clock`` replaces
+    the event loop's clock for the budget, the backoff and the timings in the logs.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: httpx.Auth,
+        *,
+        requests_per_minute: int = 500,
+        window_seconds: float = 60.0,
+        page_size: int = 1000,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._base_url = httpx.URL(base_url.rstrip("/"))
+        if not self._base_url.is_absolute_url:
+            raise ValueError(f"base_url must be an absolute URL, got {base_url!r}")
+        self._auth = auth
+        self._page_size = page_size
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._clock: Clock = clock if clock is not None else AnyioClock()
+        self._log = logger if logger is not None else logging.getLogger(__name__)
+        self.budget = RequestBudget(requests_per_minute, window_seconds, clock=self._clock)
+        self.stats = ClientStats()
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=True,
+            max_redirects=_MAX_REDIRECTS,
+            event_hooks={"request": [self._on_request], "response": [self._on_response]},
+        )
+
+    def __repr__(self) -> str:
+        return f"PleoClient(base_url={str(self._base_url)!r}, auth={self._auth!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, without a trailing slash."""
+        return str(self._base_url)
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP client (``async with`` does this for you)."""
+        await self._http.aclose()
+
+    # --- export jobs -------------------------------------------------------------------------
+
+    async def list_jobs(
+        self, company_id: str | None, statuses: Sequence[ExportJobStatus]
+    ) -> list[ExportJob]:
+        """All export jobs (every page) of ``company_id`` whose status is one of ``statuses``.
+
+        ``company_id`` may be ``None`` for a company-level credential; an organisation-level
+        credential must name the company. An empty ``statuses`` lists jobs of any status.
+        """
+        params: list[tuple[str, str]] = []
+        if company_id is not None:
+            params.append(("company_id", company_id))
+        params.extend(("statuses", ExportJobStatus(s).value) for s in statuses)
+        jobs: list[ExportJob] = []
+        async for page in self._pages("/v3/export-jobs", "GET /v3/export-jobs", params):
+            jobs.extend(self._validate_list(ExportJob, page, "GET /v3/export-jobs"))
+        return jobs
+
+    async def get_job(self, job_id: str) -> ExportJob:
+        """One export job; :class:`~pleo_export.pleo.errors.NotFound` if Pleo does not know it."""
+        endpoint = "GET /v3/export-jobs/{jobId}"
+        body = await self._call("GET", f"/v3/export-jobs/{_segment(job_id)}", endpoint)
+        return self._validate(ExportJob, _data(body, endpoint), endpoint, "data")
+
+    async def create_job(self, request: CreateExportJob) -> ExportJob:
+        """Create an export job (normally the Pleo web app does this).
+
+        Raises :class:`~pleo_export.pleo.errors.ExportAlreadyInProgress` (409) when the company
+        has an unfinished job and :class:`~pleo_export.pleo.errors.MissingContraAccounts` (400).
+        """
+        endpoint = "POST /v3/export-jobs"
+        body = await self._call("POST", "/v3/export-jobs", endpoint, json_body=to_wire(request))
+        return self._validate(ExportJob, _data(body, endpoint), endpoint, "data")
+
+    async def send_event(
+        self,
+        job_id: str,
+        event: ExportJobEventType,
+        *,
+        failure_reason: str | None = None,
+        failure_reason_type: ExportJobFailureReasonType | None = None,
+    ) -> None:
+        """Post a job event (``started``, ``completed``, ``completed_with_errors``, ``failed``).
+
+        Pleo documents ``failure_reason``/``failure_reason_type`` for ``failed`` only.
+
+        Like every call, this one is retried after a timeout or a transport error, although
+        the first attempt may have reached Pleo. A retried ``started`` can therefore answer
+        422 :class:`~pleo_export.pleo.errors.InvalidJobStatusChange` although the job did
+        start; the caller reconciles that by reading the job (the engine does).
+        """
+        endpoint = "POST /v3/export-job-events"
+        payload = CreateExportJobEvent(
+            job_id=job_id,
+            event=event,
+            failure_reason=failure_reason,
+            failure_reason_type=failure_reason_type,
+        )
+        # 202 with no body, or a plain-text confirmation: nothing to parse.
+        await self._call(
+            "POST", "/v3/export-job-events", endpoint, json_body=to_wire(payload), parse=False
+        )
+
+    # --- export job items (control layer) ----------------------------------------------------
+
+    async def iter_job_items(
+        self, job_id: str, *, status: ExportJobItemStatus | None = None
+    ) -> AsyncIterator[list[ExportJobItem]]:
+        """The job's items, one list per page, following cursors to the last page."""
+        endpoint = "GET /v3/export-jobs/{jobId}/items"
+        params: list[tuple[str, str]] = []
+        if status is not None:
+            params.append(("status", ExportJobItemStatus(status).value))
+        path = f"/v3/export-jobs/{_segment(job_id)}/items"
+        async for page in self._pages(path, endpoint, params):
+            yield self._validate_list(ExportJobItem, page, endpoint)
+
+    async def update_items(
+        self, job_id: str, updates: Sequence[UpdateExportJobItem]
+    ) -> ExportJobItemUpdateResult:
+        """Report the outcome of up to 100 items in one PUT.
+
+        Raises ``ValueError`` without sending anything for more than 100 updates. An empty
+        ``updates`` sends nothing and returns an empty result. Per-item problems come back in
+        the result's ``errors`` with a 200.
+
+        Like every call, this one is retried after a timeout or a transport error; setting
+        the same outcome twice is harmless, and a job that finished in between answers 422
+        :class:`~pleo_export.pleo.errors.JobStatusUnprocessable`.
+        """
+        if len(updates) > MAX_ITEMS_PER_UPDATE:
+            raise ValueError(
+                f"Pleo accepts at most {MAX_ITEMS_PER_UPDATE} item updates per call, "
+                f"got {len(updates)}"
+            )
+        if not updates:
+            return ExportJobItemUpdateResult(data=[], errors=[])
+        endpoint = "PUT /v3/export-jobs/{jobId}/items"
+        body = await self._call(
+            "PUT",
+            f"/v3/export-jobs/{_segment(job_id)}/items",
+            endpoint,
+            json_body=[to_wire(update) for update in updates],
+        )
+        return self._validate(ExportJobItemUpdateResult, body, endpoint, "")
+
+    async def get_job_item(self, company_id: str, accounting_entry_id: str) -> ExportJobItem:
+        """The latest job item of one accounting entry (``GET /v3/export-job-items``).
+
+        Raises :class:`~pleo_export.pleo.errors.NotFound` (``EXPORT_ENTRY_NOT_FOUND``).
+        """
+        endpoint = "GET /v3/export-job-items"
+        params = [("company_id", company_id), ("accounting_entry_id", accounting_entry_id)]
+        body = await self._call("GET", "/v3/export-job-items", endpoint, params=params)
+        return self._validate(ExportJobItem, _data(body, endpoint), endpoint, "data")
+
+    # --- export items (data layer) -----------------------------------------------------------
+
+    async def iter_export_items(self, job_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """The job's export items as raw wire dicts, one list per page.
+
+        Only the envelope is validated here (``data`` is a list of objects). The caller
+        validates each item into :class:`~pleo_export.pleo.models.ExportItem` on its own, so
+        one malformed item does not sink the page it came in.
+        """
+        endpoint = "GET /v3/export-items"
+        async for page in self._pages("/v3/export-items", endpoint, [("job_id", job_id)]):
+            for index, item in enumerate(page):
+                if not isinstance(item, dict):
+                    raise ResponseSchemaError(
+                        f"{endpoint}: response field 'data.{index}' is not an object"
+                    )
+            yield page
+
+    # --- attachments -------------------------------------------------------------------------
+
+    async def download(self, url: str, *, max_bytes: int | None = None) -> bytes:
+        """Download an attachment (an export item's ``files[].url``) with the usual retries.
+
+        The URL may be relative to the base URL. Pleo credentials are sent only when the URL
+        has the base URL's origin (scheme, host and port); pre-signed file URLs on other hosts
+        get no ``Authorization`` header. The body is streamed and the transfer stops with
+        :class:`AttachmentTooLarge` once it passes ``max_bytes``.
+        """
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        try:
+            request = self._http.build_request(
+                "GET",
+                url,
+                headers={"Accept": "*/*"},
+                extensions={_ENDPOINT_EXTENSION: DOWNLOAD_ENDPOINT},
+            )
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a valid download URL: {exc}") from exc
+        auth = self._auth if self._is_api_origin(request.url) else None
+        _, body = await self._send(request, DOWNLOAD_ENDPOINT, auth=auth, max_bytes=max_bytes)
+        return body
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _is_api_origin(self, url: httpx.URL) -> bool:
+        return _origin(url) == _origin(self._base_url)
+
+    async def _on_request(self, request: httpx.Request) -> None:
+        """Event hook run for every request put on the wire."""
+        if self._is_api_origin(request.url):
+            # Await first: `x += await ...` would read x before the wait and lose updates.
+            waited = await self.budget.acquire()
+            self.stats.budget_wait_seconds += waited
+        endpoint = request.extensions.get(_ENDPOINT_EXTENSION)
+        self.stats.requests += 1
+        self.stats.requests_by_endpoint[
+            endpoint if isinstance(endpoint, str) else f"{request.method} {request.url.path}"
+        ] += 1
+
+    async def _on_response(self, response: httpx.Response) -> None:
+        """Event hook run for every response, redirects included."""
+        self.stats.responses_by_status[response.status_code] += 1
+        if response.status_code == 429:
+            self.stats.rate_limited += 1
+        if response.has_redirect_location:
+            source = response.request.url
+            target = source.join(response.headers["Location"])
+            if target.host != source.host:
+                raise RedirectRefused(
+                    response.status_code,
+                    None,
+                    f"redirect to another host ({target.host}) refused",
+                    method=response.request.method,
+                    url=_loggable(source),
+                )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        json_body: Any = None,
+        parse: bool = True,
+    ) -> Any:
+        """Send one API request with retries; return the decoded JSON body.
+
+        Returns ``None`` when ``parse`` is false or the body is empty.
+        """
+        request = self._http.build_request(
+            method,
+            path,
+            params=list(params) or None,
+            json=json_body,
+            extensions={_ENDPOINT_EXTENSION: endpoint},
+        )
+        response, body = await self._send(request, endpoint, auth=self._auth)
+        if not parse or not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ResponseSchemaError(
+                f"{endpoint}: response {response.status_code} is not JSON"
+            ) from exc
+
+    async def _send(
+        self,
+        request: httpx.Request,
+        endpoint: str,
+        *,
+        auth: httpx.Auth | None,
+        max_bytes: int | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """Send ``request`` until it succeeds or the retry policy gives up.
+
+        Returns the (closed) 2xx response and its body. Raises the typed error of a non-2xx
+        answer, :class:`~pleo_export.pleo.errors.RateLimited` /
+        :class:`~pleo_export.pleo.errors.ServerError` when 429/5xx outlast the retries and
+        :class:`~pleo_export.pleo.errors.PleoUnavailable` when the transport does.
+        """
+        policy = self._retry
+        path = request.url.path
+        attempt = 0
+        while True:
+            attempt += 1
+            started = self._clock.now()
+            try:
+                response = await self._http.send(request, auth=auth, stream=True)
+                try:
+                    if response.is_success:
+                        body = await _read_capped(response, max_bytes, _loggable(request.url))
+                    else:
+                        body = await _read_capped(response, _MAX_ERROR_BODY, None)
+                finally:
+                    await response.aclose()
+            except httpx.TransportError as exc:
+                reason = type(exc).__name__
+                self._log_attempt(request.method, path, endpoint, attempt, started, error=reason)
+                if not _is_retryable_transport_error(exc) or attempt >= policy.max_attempts:
+                    raise PleoUnavailable(
+                        f"{request.method} {_loggable(request.url)} failed after {attempt} "
+                        f"attempt(s): {reason}"
+                    ) from exc
+                await self._back_off(request.method, path, attempt, reason, None)
+                continue
+            except httpx.RequestError as exc:
+                # Not the network's fault (too many redirects, an undecodable body): another
+                # attempt would end the same way. Wrapped so every error is a PleoApiError.
+                raise PleoUnavailable(
+                    f"{request.method} {_loggable(request.url)} failed: {type(exc).__name__}"
+                ) from exc
+
+            status = response.status_code
+            self._log_attempt(request.method, path, endpoint, attempt, started, status=status)
+            if response.is_success:
+                return response, body
+            if status != 429 and status < 500:
+                raise _http_error(response, body)
+
+            retry_after = _retry_after(response)
+            if attempt >= policy.max_attempts:
+                info = _exception_info(body)
+                error_cls = RateLimited if status == 429 else ServerError
+                raise error_cls(
+                    status,
+                    info.type if info else None,
+                    (info.message if info else None) or f"gave up after {attempt} attempts",
+                    method=request.method,
+                    url=_loggable(request.url),
+                )
+            if retry_after is not None:
+                self.budget.pause_until(self._clock.now() + retry_after)
+            await self._back_off(request.method, path, attempt, f"status {status}", retry_after)
+
+    async def _back_off(
+        self, method: str, path: str, attempt: int, reason: str, retry_after: float | None
+    ) -> None:
+        wait = self._retry.delay(attempt, retry_after)
+        self.stats.retries += 1
+        self.stats.retry_wait_seconds += wait
+        self._log.info(
+            "pleo request retry",
+            extra={
+                "event": "pleo.retry",
+                "method": method,
+                "path": path,
+                "attempt": attempt,
+                "reason": reason,
+                "retry_after": retry_after,
+                "wait_seconds": round(wait, 3),
+            },
+        )
+        await self._clock.sleep(wait)
+
+    def _log_attempt(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        attempt: int,
+        started: float,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._log.debug(
+            "pleo request",
+            extra={
+                "event": "pleo.request",
+                "method": method,
+                "path": path,
+                "endpoint": endpoint,
+                "status": status,
+                "error": error,
+                "attempt": attempt,
+                "elapsed_ms": round((self._clock.now() - started) * 1000, 1),
+            },
+        )
+
+    async def _pages(
+        self, path: str, endpoint: str, params: Sequence[tuple[str, str]]
+    ) -> AsyncIterator[list[Any]]:
+        """Yield the ``data`` list of every page, following ``pagination.endCursor``."""
+        after: str | None = None
+        followed: set[str] = set()
+        while True:
+            page_params = [*params, ("limit", str(self._page_size))]
+            if after is not None:
+                page_params.append(("after", after))
+            body = await self._call("GET", path, endpoint, params=page_params)
+            if not isinstance(body, dict):
+                raise ResponseSchemaError(f"{endpoint}: response body is not a JSON object")
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise ResponseSchemaError(f"{endpoint}: response field 'data' is not a list")
+            page = self._validate(PageInfo, body.get("pagination"), endpoint, "pagination")
+            yield data
+            if not page.has_next_page:
+                return
+            cursor = page.end_cursor
+            if not cursor:
+                raise ResponseSchemaError(
+                    f"{endpoint}: response field 'pagination.endCursor' is missing although "
+                    "hasNextPage is true"
+                )
+            if cursor in followed:
+                raise ResponseSchemaError(
+                    f"{endpoint}: response field 'pagination.endCursor' repeats a cursor "
+                    "already followed; stopping rather than looping"
+                )
+            followed.add(cursor)
+            after = cursor
+
+    @staticmethod
+    def _validate(model: type[_M], value: Any, endpoint: str, where: str) -> _M:
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise _schema_error(endpoint, where, exc) from exc
+
+    @staticmethod
+    def _validate_list(model: type[_M], values: Iterable[Any], endpoint: str) -> list[_M]:
+        result: list[_M] = []
+        for index, value in enumerate(values):
+            result.append(PleoClient._validate(model, value, endpoint, f"data.{index}"))
+        return result
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _segment(value: str) -> str:
+    """Quote a path parameter so it stays one path segment."""
+    if not value:
+        raise ValueError("a path parameter must not be empty")
+    return quote(value, safe="")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_ports = {"http": 80, "https": 443}
+    return url.scheme, url.host, url.port or default_ports.get(url.scheme)
+
+
+def _loggable(url: httpx.URL) -> str:
+    """The URL without query string or user info (pre-signed URLs carry signatures there)."""
+    return str(url.copy_with(query=None, fragment=None, username=None, password=None))
+
+
+def _data(body: Any, endpoint: str) -> Any:
+    if not isinstance(body, dict) or "data" not in body:
+        raise ResponseSchemaError(f"{endpoint}: response field 'data' is missing")
+    return body["data"]
+
+
+def _schema_error(endpoint: str, where: str, exc: ValidationError) -> ResponseSchemaError:
+    problems = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(part) for part in (*([where] if where else []), *error["loc"]))
+        problems.append(f"'{location or '(body)'}': {error['msg']}")
+    more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return ResponseSchemaError(f"{endpoint}: response field {'; '.join(problems)}{more}")
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int | None, url: str | None) -> bytes:
+    """Read a streamed body; past ``max_bytes`` raise (``url`` set) or truncate (``None``)."""
+    if max_bytes is None:
+        return await response.aread()
+    declared = response.headers.get("Content-Length")
+    if (
+        url is not None
+        and declared is not None
+        and declared.isdigit()
+        and "Content-Encoding" not in response.headers
+        and int(declared) > max_bytes
+    ):
+        raise AttachmentTooLarge(url, max_bytes, declared=int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            if url is not None:
+                raise AttachmentTooLarge(url, max_bytes)
+            chunks.append(chunk[: max_bytes - (size - len(chunk))])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
+    # Deterministic failures (an unsupported URL scheme, a malformed request) would only fail
+    # again; timeouts, connection and protocol errors of the peer are worth another attempt.
+    return not isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or HTTP-date), ``None`` when absent or bad.
+
+    The HTTP-date form is compared with the wall clock, the only clock it relates to.
+    """
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _exception_info(body: bytes) -> ExceptionInfo | None:
+    try:
+        return ExceptionInfo.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def _http_error(response: httpx.Response, body: bytes) -> PleoHttpError:
+    info = _exception_info(body)
+    message = (info.message if info else None) or response.reason_phrase or "error"
+    return error_for(
+        response.status_code,
+        info.type if info else None,
+        message,
+        method=response.request.method,
+        url=_loggable(response.request.url),
+    )
