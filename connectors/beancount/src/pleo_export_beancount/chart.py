@@ -1,0 +1,215 @@
+"""The chart of accounts and vendors, read from the ``open`` directives of the ledger.
+
+The ledger is the source of truth, like an ERP's chart of accounts: an ``open`` directive may
+carry metadata that ties the account to Pleo::
+
+    2020-01-01 open Expenses:Office-Supplies
+      pleo-code: "6800"
+    2020-01-01 open Liabilities:AccountsPayable:Acme
+      vendor-code: "V100"
+      vendor-external-id: "4711"
+      vendor-tax-number: "DK12345678"
+
+beancount is imported inside :func:`load_ledger` only, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+PLEO_CODE = "pleo-code"
+VENDOR_KEYS: Mapping[str, str] = {
+    "code": "vendor-code",
+    "external_id": "vendor-external-id",
+    "tax_number": "vendor-tax-number",
+}
+"""``VendorRef.match_keys()`` field -> ``open`` metadata key."""
+
+
+def meta_text(value: object) -> str | None:
+    """A metadata value as text: ``"6800"`` and ``6800`` (a number) both give ``"6800"``."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    text = str(value).strip()
+    return text or None
+
+
+def normalise_key(field_name: str, value: str) -> str:
+    """Compare tax numbers without spaces, dots and dashes, case-insensitively."""
+    if field_name == "tax_number":
+        return "".join(c for c in value if c not in " .-\t").upper()
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class LedgerAccount:
+    """An account as its ``open`` (and optional ``close``) directive declares it."""
+
+    name: str
+    opened: date
+    closed: date | None
+    currencies: tuple[str, ...]
+    meta: Mapping[str, str]
+    filename: str | None = None
+    lineno: int | None = None
+
+    def active_on(self, day: date) -> bool:
+        """Whether a transaction may post to the account on ``day`` (close day included)."""
+        return self.opened <= day and (self.closed is None or day <= self.closed)
+
+    def accepts(self, currency: str) -> bool:
+        """Whether the ``open`` directive's currency constraint allows ``currency``."""
+        return not self.currencies or currency in self.currencies
+
+    def where(self) -> str:
+        """``file:line`` of the ``open`` directive, for messages."""
+        if self.filename is None:
+            return "the ledger"
+        return f"{self.filename}:{self.lineno}"
+
+
+@dataclass
+class Chart:
+    """Accounts indexed by name, by ``pleo-code`` and by vendor identifiers."""
+
+    accounts: dict[str, LedgerAccount] = field(default_factory=dict)
+    by_code: dict[str, list[LedgerAccount]] = field(default_factory=dict)
+    by_vendor: dict[tuple[str, str], list[LedgerAccount]] = field(default_factory=dict)
+
+    @classmethod
+    def from_accounts(cls, accounts: Iterable[LedgerAccount]) -> Chart:
+        """Index ``accounts``."""
+        chart = cls()
+        for account in accounts:
+            chart.accounts[account.name] = account
+            code = account.meta.get(PLEO_CODE)
+            if code is not None:
+                chart.by_code.setdefault(code, []).append(account)
+            for field_name, key in VENDOR_KEYS.items():
+                value = account.meta.get(key)
+                if value is not None:
+                    index = (field_name, normalise_key(field_name, value))
+                    chart.by_vendor.setdefault(index, []).append(account)
+        return chart
+
+    def get(self, name: str) -> LedgerAccount | None:
+        """The account called ``name``, if the ledger opens it."""
+        return self.accounts.get(name)
+
+    def with_code(self, code: str) -> list[LedgerAccount]:
+        """Accounts whose ``open`` carries ``pleo-code: "<code>"``."""
+        return list(self.by_code.get(code.strip(), ()))
+
+    def for_vendor(self, field_name: str, value: str) -> list[LedgerAccount]:
+        """Accounts whose ``open`` carries the vendor identifier ``field_name`` = ``value``."""
+        return list(self.by_vendor.get((field_name, normalise_key(field_name, value)), ()))
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    """A transaction in the ledger that pleo-export wrote (it has ``pleo-entry-id``)."""
+
+    reference: str
+    filename: str
+    lineno: int
+    exported_at: datetime | None
+
+
+@dataclass
+class LoadedLedger:
+    """The result of loading the main ledger."""
+
+    path: Path
+    chart: Chart
+    includes: frozenset[Path]
+    posted: dict[str, PostedEntry]
+    errors: list[str]
+    operating_currencies: tuple[str, ...]
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Parse a ``pleo-exported-at`` value (ISO 8601, ``Z`` allowed); ``None`` if unreadable."""
+    text = meta_text(value)
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _format_error(error: Any) -> str:
+    source = getattr(error, "source", None) or {}
+    where = ""
+    if isinstance(source, dict) and source.get("filename"):
+        where = f"{source['filename']}:{source.get('lineno', '?')}: "
+    message = str(getattr(error, "message", error)).strip().splitlines()
+    return where + (message[0] if message else "error")
+
+
+def load_ledger(path: Path) -> LoadedLedger:
+    """Load ``path`` with ``beancount.loader.load_file`` and index accounts and posted entries.
+
+    Errors are returned (formatted ``file:line: message``), not raised: the caller decides.
+    """
+    from beancount import loader
+    from beancount.core import data
+
+    entries, errors, options = loader.load_file(str(path))
+    opens: dict[str, Any] = {}
+    closes: dict[str, date] = {}
+    posted: dict[str, PostedEntry] = {}
+    for entry in entries:
+        if isinstance(entry, data.Open):
+            opens.setdefault(entry.account, entry)
+        elif isinstance(entry, data.Close):
+            closes.setdefault(entry.account, entry.date)
+        elif isinstance(entry, data.Transaction):
+            meta = entry.meta or {}
+            reference = meta_text(meta.get("pleo-entry-id"))
+            if reference is None:
+                continue
+            lineno = int(meta.get("lineno", 0))
+            known = posted.get(reference)
+            if known is None or (known.filename, known.lineno) > (meta["filename"], lineno):
+                posted[reference] = PostedEntry(
+                    reference=reference,
+                    filename=str(meta.get("filename", path)),
+                    lineno=lineno,
+                    exported_at=parse_timestamp(meta.get("pleo-exported-at")),
+                )
+    accounts = []
+    for name, entry in opens.items():
+        meta = {
+            key: text
+            for key, value in (entry.meta or {}).items()
+            if key not in ("filename", "lineno") and (text := meta_text(value)) is not None
+        }
+        accounts.append(
+            LedgerAccount(
+                name=name,
+                opened=entry.date,
+                closed=closes.get(name),
+                currencies=tuple(entry.currencies or ()),
+                meta=meta,
+                filename=entry.meta.get("filename") if entry.meta else None,
+                lineno=entry.meta.get("lineno") if entry.meta else None,
+            )
+        )
+    includes = frozenset(Path(p).resolve() for p in options.get("include", ()))
+    return LoadedLedger(
+        path=path,
+        chart=Chart.from_accounts(accounts),
+        includes=includes,
+        posted=posted,
+        errors=[_format_error(e) for e in errors],
+        operating_currencies=tuple(options.get("operating_currency", ())),
+    )

@@ -1,0 +1,527 @@
+"""The beancount connector: books Pleo export items into a plain-text ledger."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import anyio.to_thread
+
+from pleo_export.connector import (
+    Capability,
+    Connector,
+    ConnectorContext,
+    ConnectorManifest,
+    ItemRejected,
+    JobRejected,
+    Limits,
+)
+from pleo_export.ledger import (
+    EntryKind,
+    ExternalRecord,
+    LedgerEntry,
+    PostingPlan,
+    PreparedEntry,
+    ResolvedEntry,
+    ResolvedPosting,
+    Role,
+)
+from pleo_export.pleo.models import (
+    ExportItemFile,
+    ExportJob,
+    ExportJobFailureReasonType,
+    format_timestamp,
+)
+from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export_beancount.chart import LoadedLedger, load_ledger
+from pleo_export_beancount.output import OPEN_FLAGS, OutputFile
+from pleo_export_beancount.render import (
+    DocumentLine,
+    MetaItem,
+    RenderedPosting,
+    TransactionText,
+    link_for,
+    render_block,
+    safe_token,
+)
+from pleo_export_beancount.resolve import ROLE_SETTINGS, Resolver
+from pleo_export_beancount.settings import BeancountSettings
+
+MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
+"""Pleo's largest receipt (30 MB per file)."""
+
+_MAX_LISTED_ERRORS = 20
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/pjpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/webp": "webp",
+    "image/tiff": "tiff",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/zip": "zip",
+    "message/rfc822": "eml",
+}
+_EXTENSION_RE = re.compile(r"^[a-z0-9]{1,8}$")
+
+
+def extension_for(mime_type: str) -> str:
+    """A safe file extension for a MIME type: ``application/pdf`` -> ``pdf``, unknown -> ``bin``."""
+    base = mime_type.split(";", 1)[0].strip().lower()
+    known = _EXTENSIONS.get(base)
+    if known:
+        return known
+    guessed = (mimetypes.guess_extension(base) or "").lstrip(".").lower()
+    return guessed if _EXTENSION_RE.match(guessed) else "bin"
+
+
+@dataclass(frozen=True)
+class _Attachment:
+    index: int
+    file: ExportItemFile
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """What ``prepare`` hands to ``post`` besides the rendered text."""
+
+    reference: str
+    attachments: tuple[_Attachment, ...]
+    first_transaction_line: int
+    expected_directives: int
+    exported_at: datetime
+
+
+def _write_document(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_bytes() == content:
+        return  # written by an earlier attempt whose transaction never landed
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o644)
+    try:
+        view = memoryview(content)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+
+
+def parse_check(text: str, reference: str, expected: int) -> list[str]:
+    """Problems found when parsing ``text`` alone with beancount's parser (empty if none)."""
+    from beancount.core import data
+    from beancount.parser import parser
+
+    entries, errors, _ = parser.parse_string(text, report_filename="<pleo-export block>")
+    problems = [str(getattr(error, "message", error)) for error in errors]
+    if len(entries) != expected:
+        problems.append(f"expected {expected} directives, the parser found {len(entries)}")
+    for entry in entries:
+        if isinstance(entry, data.Transaction) and entry.meta.get("pleo-entry-id") != reference:
+            problems.append(f"pleo-entry-id reads back as {entry.meta.get('pleo-entry-id')!r}")
+    return problems
+
+
+class BeancountConnector(Connector[BeancountSettings]):
+    """Appends one block of beancount directives per Pleo export item to the output file.
+
+    ``open`` cuts a torn trailing block off the output file, loads the ledger and indexes the
+    entries pleo-export wrote (metadata ``pleo-entry-id``); ``prepare`` resolves accounts and
+    vendors from the ledger's ``open`` directives and renders the exact text ``post`` appends;
+    ``post`` stores receipts under ``documents_dir`` and appends the block in one write.
+    """
+
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        id="beancount",
+        display_name="Beancount",
+        capabilities=frozenset(
+            {
+                Capability.JOURNAL,
+                Capability.ACCOUNTS_PAYABLE,
+                Capability.ATTACHMENTS,
+                Capability.LOOKUP_BY_REFERENCE,
+                Capability.DRAFT_POSTING,
+                Capability.MULTI_CURRENCY,
+            }
+        ),
+        limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES),
+        settings_model=BeancountSettings,
+    )
+
+    def __init__(self, settings: BeancountSettings, context: ConnectorContext) -> None:
+        super().__init__(settings, context)
+        self._ledger: LoadedLedger | None = None
+        self._output = OutputFile(settings.output_path, context.logger)
+        self._records: dict[str, ExternalRecord] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Repair the output file, load the ledger and index what was posted before."""
+        await anyio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        ledger = self.settings.ledger
+        if not ledger.is_file():
+            raise JobRejected(
+                ExportJobFailureReasonType.MISSING_CONFIGURATION,
+                f"the ledger file {ledger} (setting ledger) does not exist: create it (see "
+                "write_starter_ledger) or correct the path",
+            )
+        output = self.settings.output_path
+        try:
+            if not output.exists():
+                # The ledger includes the output file; beancount refuses a missing include.
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.touch()
+                self.context.logger.info("created the empty output file %s", output)
+            self._output.recover()
+        except OSError as error:
+            raise JobRejected(
+                ExportJobFailureReasonType.INVALID_CONFIGURATION,
+                f"cannot use the output file {output} (setting output): {error.strerror}",
+            ) from error
+        loaded = load_ledger(ledger)
+        if loaded.errors:
+            listed = loaded.errors[:_MAX_LISTED_ERRORS]
+            more = len(loaded.errors) - len(listed)
+            raise JobRejected(
+                ExportJobFailureReasonType.INVALID_CONFIGURATION,
+                f"the ledger {ledger} does not load cleanly ({len(loaded.errors)} "
+                "errors); fix them (bean-check) and export again:\n  "
+                + "\n  ".join(listed)
+                + (f"\n  ... and {more} more" if more else ""),
+            )
+        self._ledger = loaded
+        self._records = {}
+        for reference, posted in loaded.posted.items():
+            exported_at = posted.exported_at or datetime.fromtimestamp(
+                Path(posted.filename).stat().st_mtime, UTC
+            )
+            self._records[reference] = ExternalRecord(
+                external_id=link_for(reference),
+                external_url=f"{Path(posted.filename).absolute().as_uri()}#L{posted.lineno}",
+                exported_at=exported_at,
+            )
+
+    def _require_ledger(self) -> LoadedLedger:
+        if self._ledger is None:
+            raise RuntimeError("BeancountConnector.open() must be called first")
+        return self._ledger
+
+    async def check(self, job: ExportJob) -> None:
+        """Reject the job if the output is not included or a role account is not open."""
+        await anyio.to_thread.run_sync(self._check_sync, job)
+
+    def _check_sync(self, job: ExportJob) -> None:
+        ledger = self._require_ledger()
+        output = self.settings.output_path.resolve()
+        if output not in ledger.includes:
+            try:
+                shown = os.path.relpath(output, self.settings.ledger.resolve().parent)
+            except ValueError:  # another drive on Windows
+                shown = str(output)
+            raise JobRejected(
+                ExportJobFailureReasonType.MISSING_CONFIGURATION,
+                f"the ledger {self.settings.ledger} does not include the output file {output}"
+                f', so what pleo-export books would be invisible: add the line `include "'
+                f'{Path(shown).as_posix()}"` to {self.settings.ledger}',
+            )
+        today = datetime.now(UTC).date()
+        missing: list[str] = []
+        for role, setting in ROLE_SETTINGS.items():
+            name: str = getattr(self.settings, setting)
+            account = ledger.chart.get(name)
+            if account is None:
+                missing.append(f"{setting} = {name} is not opened: add `2000-01-01 open {name}`")
+            elif account.closed is not None and account.closed < today:
+                missing.append(
+                    f"{setting} = {name} ({role.value}) was closed on "
+                    f"{account.closed.isoformat()} at {account.where()}: remove the close "
+                    "directive or choose another account"
+                )
+        if missing:
+            raise JobRejected(
+                ExportJobFailureReasonType.MISSING_CONFIGURATION,
+                f"accounts the connector books to are missing from the ledger "
+                f"{self.settings.ledger}: " + "; ".join(missing),
+            )
+        if not os.access(self.settings.output_path, os.W_OK):
+            raise JobRejected(
+                ExportJobFailureReasonType.INVALID_CONFIGURATION,
+                f"the output file {self.settings.output_path} is not writable: fix its permissions",
+            )
+        # Accounts payable is supported, so jobs with or without vendorBasedBookkeeping run;
+        # vendors are resolved per item in prepare().
+        self.context.logger.debug(
+            "job %s: vendor based bookkeeping %s", job.id, job.vendor_based_bookkeeping
+        )
+
+    # --- prepare --------------------------------------------------------------------------
+
+    def _booking_date(self, day: date) -> tuple[date, date | None]:
+        """The date to book on and, when it was moved out of a closed period, the original."""
+        closed_before = self.settings.closed_before
+        if closed_before is None or day >= closed_before:
+            return day, None
+        if self.settings.closed_period == "first_open_date":
+            return closed_before, day
+        raise ItemRejected(
+            Reason.ACCOUNTING_SYSTEM_VALIDATION_FAILURE,
+            f"date {day.isoformat()} is in a closed accounting period (entries before "
+            f"{closed_before.isoformat()} are closed by the setting closed_before; "
+            'closed_period = "fail"): move closed_before back to reopen the period, or set '
+            'closed_period = "first_open_date" to book such items on the first open date',
+        )
+
+    def _meta(self, plan: PostingPlan, entry: LedgerEntry, original: date | None) -> list[MetaItem]:
+        item = plan.item
+        meta: list[MetaItem] = [
+            ("pleo-entry-id", plan.reference),
+            ("pleo-reconciliation-id", plan.reconciliation_id),
+            ("pleo-job-id", plan.job.id),
+            ("pleo-type", item.type),
+        ]
+        if item.sub_type:
+            meta.append(("pleo-sub-type", item.sub_type))
+        meta.append(("pleo-kind", entry.kind.value))
+        meta.append(("pleo-method", plan.method.value))
+        if original is not None:
+            meta.append(("pleo-original-date", original))
+        invoice = item.additional_information.invoice_information
+        if invoice is not None and entry.kind is not EntryKind.JOURNAL:
+            meta.append(("pleo-invoice-number", invoice.invoice_number))
+        if plan.vendor is not None:
+            meta.append(("pleo-vendor", plan.vendor.name))
+            for key, value in plan.vendor.match_keys():
+                meta.append((f"pleo-vendor-{key.replace('_', '-')}", value))
+        web = (item.links.web or {}) if item.links else {}
+        if web:
+            meta.append(("pleo-url", next(iter(web.values()))))
+        return meta
+
+    def _documents(
+        self, plan: PostingPlan, day: date, account: str
+    ) -> tuple[list[DocumentLine], list[_Attachment]]:
+        limit = self.manifest.limits.max_attachment_bytes
+        documents: list[DocumentLine] = []
+        attachments: list[_Attachment] = []
+        output_dir = self.settings.output_path.absolute().parent
+        for index, file in enumerate(plan.attachments):
+            if limit is not None and file.size > limit:
+                raise ItemRejected(
+                    Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
+                    f"files[{index}] is {file.size} bytes, over the {limit} bytes the "
+                    "connector stores: replace the receipt in Pleo with a smaller file",
+                )
+            name = f"{safe_token(plan.reference)}-{index + 1}.{extension_for(file.type)}"
+            path = self.settings.documents_path.absolute() / f"{day.year:04d}" / name
+            try:
+                shown = Path(os.path.relpath(path, output_dir)).as_posix()
+            except ValueError:  # another drive on Windows
+                shown = path.as_posix()
+            documents.append(
+                DocumentLine(
+                    date=day,
+                    account=account,
+                    path=shown,
+                    meta=(("pleo-entry-id", plan.reference), ("pleo-file-type", file.type)),
+                )
+            )
+            attachments.append(_Attachment(index=index, file=file, path=path))
+        return documents, attachments
+
+    async def prepare(self, plan: PostingPlan) -> PreparedEntry:
+        """Resolve every posting to a ledger account and render the block; write nothing."""
+        ledger = self._require_ledger()
+        resolver = Resolver(self.settings, ledger.chart, self.settings.ledger, self.context.logger)
+        exported_at = self._now()
+        payee = plan.vendor.name if plan.vendor is not None else None
+        if not payee and plan.item.supplier is not None:
+            payee = plan.item.supplier.name
+        transactions: list[TransactionText] = []
+        resolved: list[ResolvedEntry] = []
+        for entry in plan.entries:
+            day, original = self._booking_date(entry.date)
+            if original is not None:
+                self.context.logger.warning(
+                    "item %s: %s is before closed_before %s; booking it on %s "
+                    '(closed_period = "first_open_date"), original date kept as '
+                    "pleo-original-date",
+                    plan.reference,
+                    original.isoformat(),
+                    day.isoformat(),
+                    day.isoformat(),
+                )
+            postings = tuple(
+                RenderedPosting(account=resolver.resolve(p, day), posting=p) for p in entry.postings
+            )
+            meta = self._meta(plan, entry, original)
+            if not transactions:
+                meta.append(("pleo-exported-at", format_timestamp(exported_at)))
+            transactions.append(
+                TransactionText(
+                    entry=entry,
+                    date=day,
+                    flag=self.settings.beancount_flag,
+                    payee=payee,
+                    link=link_for(plan.reference),
+                    meta=tuple(meta),
+                    postings=postings,
+                )
+            )
+            resolved.append(
+                ResolvedEntry(
+                    kind=entry.kind,
+                    date=day,
+                    narration=entry.narration,
+                    postings=tuple(
+                        ResolvedPosting(
+                            account=r.account,
+                            amount=r.posting.amount,
+                            currency=r.posting.currency,
+                            supplier_amount=r.posting.supplier_amount,
+                            supplier_currency=r.posting.supplier_currency,
+                            tax_code=r.posting.tax_code,
+                            role=r.posting.account.role,
+                            tags=r.posting.tags,
+                        )
+                        for r in postings
+                    ),
+                )
+            )
+        documents, attachments = self._documents(
+            plan, transactions[0].date, self._document_account(transactions[0])
+        )
+        block = render_block(plan.reference, documents, transactions)
+        expected = len(documents) + len(transactions)
+        problems = parse_check(block.text, plan.reference, expected)
+        if problems:
+            raise ItemRejected(
+                Reason.UNEXPECTED_FAILURE,
+                "the beancount text rendered for this item does not parse ("
+                + "; ".join(problems)
+                + "): this is a bug in pleo-export-beancount; please report it",
+            )
+        return PreparedEntry(
+            plan=plan,
+            entries=tuple(resolved),
+            rendered=block.text,
+            payload=_Payload(
+                reference=plan.reference,
+                attachments=tuple(attachments),
+                first_transaction_line=block.first_transaction_line,
+                expected_directives=expected,
+                exported_at=exported_at,
+            ),
+        )
+
+    @staticmethod
+    def _document_account(first: TransactionText) -> str:
+        """Receipts hang off the vendor's payable account, else the (first) expense account."""
+        for role in (Role.ACCOUNTS_PAYABLE, Role.EXPENSE):
+            for p in first.postings:
+                if p.posting.account.role is role:
+                    return p.account
+        return first.postings[0].account
+
+    def _now(self) -> datetime:
+        """The export timestamp (UTC, whole seconds); a seam for tests."""
+        return datetime.now(UTC).replace(microsecond=0)
+
+    # --- post and lookup ------------------------------------------------------------------
+
+    async def post(self, prepared: PreparedEntry) -> ExternalRecord:
+        """Store the receipts, then append the rendered block in one write and fsync it."""
+        payload = prepared.payload
+        if not isinstance(payload, _Payload) or prepared.rendered is None:
+            raise TypeError("post() takes a PreparedEntry returned by this connector's prepare()")
+        existing = await self.find_existing(payload.reference)
+        if existing is not None:
+            self.context.logger.warning(
+                "item %s is already in the ledger (%s): not appending it again",
+                payload.reference,
+                existing.external_url,
+            )
+            return existing
+        problems = parse_check(prepared.rendered, payload.reference, payload.expected_directives)
+        if problems:
+            raise ItemRejected(
+                Reason.UNEXPECTED_FAILURE,
+                "refusing to append text that does not parse as beancount ("
+                + "; ".join(problems)
+                + ")",
+            )
+        for attachment in payload.attachments:
+            content = await self._download(attachment)
+            try:
+                await anyio.to_thread.run_sync(_write_document, attachment.path, content)
+            except OSError as error:
+                raise ItemRejected(
+                    Reason.RECEIPT_UPLOAD_FAILURE,
+                    f"files[{attachment.index}] could not be stored as {attachment.path}: "
+                    f"{error.strerror or error}; check documents_dir and free disk space",
+                ) from error
+        start = await anyio.to_thread.run_sync(self._output.append, prepared.rendered)
+        line = start + payload.first_transaction_line - 1
+        record = ExternalRecord(
+            external_id=link_for(payload.reference),
+            external_url=f"{self.settings.output_path.absolute().as_uri()}#L{line}",
+            exported_at=payload.exported_at,
+        )
+        self._records[payload.reference] = record
+        return record
+
+    async def _download(self, attachment: _Attachment) -> bytes:
+        index, file = attachment.index, attachment.file
+        try:
+            content = await self.context.fetch_attachment(file)
+        except ItemRejected:
+            raise
+        except Exception as error:
+            raise ItemRejected(
+                Reason.RECEIPT_DOWNLOAD_FAILURE,
+                f"files[{index}] ({file.type}) could not be downloaded from Pleo: {error}; "
+                "export the item again (receipt links expire 24 hours after they were fetched)",
+            ) from error
+        limit = self.manifest.limits.max_attachment_bytes
+        if limit is not None and len(content) > limit:
+            raise ItemRejected(
+                Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
+                f"files[{index}] is {len(content)} bytes, over the {limit} bytes the "
+                "connector stores: replace the receipt in Pleo with a smaller file",
+            )
+        return content
+
+    async def find_existing(self, reference: str) -> ExternalRecord | None:
+        """The entry posted for ``reference``, from the ledger index or the output file."""
+        record = self._records.get(reference)
+        if record is not None:
+            return record
+        await anyio.to_thread.run_sync(self._output.refresh)
+        block = self._output.blocks.get(safe_token(reference))
+        if block is None:
+            return None
+        return ExternalRecord(
+            external_id=link_for(reference),
+            external_url=f"{self.settings.output_path.absolute().as_uri()}#L{block.line}",
+            exported_at=block.exported_at or datetime.now(UTC).replace(microsecond=0),
+        )

@@ -1,0 +1,236 @@
+"""Pure functions from resolved ledger entries to beancount text.
+
+Nothing here touches the file system or imports beancount. Every string that comes from Pleo
+goes through :func:`quote`, and every metadata key through :func:`metadata_key`, so hostile
+input (quotes, backslashes, newlines, control characters, lone surrogates, bidi overrides)
+can never break the ledger or forge the block markers the connector relies on.
+
+An item is rendered as one *block*::
+
+    <blank line>
+    ; pleo-export begin <reference>
+    <document directives, one per receipt>
+    <one transaction per ledger entry, separated by blank lines>
+    ; pleo-export end <reference>
+
+The block is appended to the output file in a single write; a block without its end line is a
+torn write and is cut off when the connector opens the file again.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import TypeAlias
+
+from pleo_export.ledger import LedgerEntry, Posting, Role
+from pleo_export.money import format_minor
+
+BEGIN_MARKER = "; pleo-export begin "
+END_MARKER = "; pleo-export end "
+
+# Bidirectional embedding, override and isolate controls ("Trojan Source"): they cannot break
+# the syntax, but they make the text display differently from what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SAFE_TOKEN_RE = re.compile(r"[^A-Za-z0-9._-]")
+_KEY_TAIL_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class MetaAmount:
+    """A metadata value rendered as a beancount amount, e.g. ``12.34 EUR``."""
+
+    minor: int
+    currency: str
+
+
+MetaValue: TypeAlias = str | int | Decimal | date | MetaAmount
+MetaItem: TypeAlias = tuple[str, MetaValue]
+
+
+@dataclass(frozen=True)
+class RenderedPosting:
+    """One posting line with its resolved account."""
+
+    account: str
+    posting: Posting
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    """A ``document`` directive linking a stored receipt to the item."""
+
+    date: date
+    account: str
+    path: str
+    meta: tuple[MetaItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class TransactionText:
+    """Everything one transaction needs besides its postings."""
+
+    entry: LedgerEntry
+    date: date
+    flag: str
+    payee: str | None
+    link: str
+    meta: tuple[MetaItem, ...]
+    postings: tuple[RenderedPosting, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Block:
+    """The text of one item and where its first transaction starts within it."""
+
+    text: str
+    first_transaction_line: int
+    """1-based line number, within ``text``, of the first transaction's header."""
+
+
+def clean_text(value: str) -> str:
+    """Make ``value`` safe to put between quotes (before escaping).
+
+    Lone surrogates become U+FFFD, bidi controls are dropped, CR and CRLF become newlines,
+    tabs and newlines are kept (:func:`quote` escapes them) and every other control character
+    or line/paragraph separator becomes a space.
+    """
+    out: list[str] = []
+    for char in value.replace("\r\n", "\n").replace("\r", "\n"):
+        if char in "\n\t":
+            out.append(char)
+        elif char in _BIDI_CONTROLS:
+            continue
+        else:
+            category = unicodedata.category(char)
+            if category == "Cs":
+                out.append("\ufffd")
+            elif category in ("Cc", "Zl", "Zp"):
+                out.append(" ")
+            else:
+                out.append(char)
+    return "".join(out)
+
+
+def quote(value: str) -> str:
+    """A beancount string literal for ``value``: one physical line, whatever the input."""
+    text = clean_text(value)
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    text = text.replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{text}"'
+
+
+def safe_token(value: str) -> str:
+    """``value`` reduced to ``[A-Za-z0-9._-]``: for links, markers and file names."""
+    token = _SAFE_TOKEN_RE.sub("_", clean_text(value))
+    return token or "_"
+
+
+def link_for(reference: str) -> str:
+    """The beancount link of an item, ``pleo-<accountingEntryId>`` (without the ``^``)."""
+    return f"pleo-{safe_token(reference)}"
+
+
+def metadata_key(prefix: str, raw: str) -> str:
+    """A valid metadata key ``<prefix><raw>``; characters beancount refuses become ``_``."""
+    return prefix + _KEY_TAIL_RE.sub("_", raw)
+
+
+def format_meta_value(value: MetaValue) -> str:
+    """Render a metadata value: strings quoted, numbers and dates bare, amounts as ``1.00 EUR``."""
+    if isinstance(value, MetaAmount):
+        return f"{format_minor(value.minor, value.currency)} {value.currency}"
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return format(Decimal(value), "f")
+
+
+def _meta_lines(items: Iterable[MetaItem], indent: str) -> list[str]:
+    lines: list[str] = []
+    seen: set[str] = set()
+    for key, value in items:
+        unique = key
+        counter = 2
+        while unique in seen:  # beancount refuses a key twice on one directive
+            unique = f"{key}-{counter}"
+            counter += 1
+        seen.add(unique)
+        lines.append(f"{indent}{unique}: {format_meta_value(value)}")
+    return lines
+
+
+def posting_meta(posting: Posting) -> tuple[MetaItem, ...]:
+    """Metadata of one posting: supplier-currency amount, tax and dimensions (tags)."""
+    items: list[MetaItem] = []
+    if (
+        posting.supplier_currency
+        and posting.supplier_currency != posting.currency
+        and posting.supplier_amount is not None
+        and posting.account.role is not Role.ROUNDING
+    ):
+        items.append(
+            ("pleo-supplier-amount", MetaAmount(posting.supplier_amount, posting.supplier_currency))
+        )
+    if posting.tax_code:
+        items.append(("pleo-tax-code", posting.tax_code))
+    if posting.tax_rate is not None:
+        items.append(("pleo-tax-rate", Decimal(repr(posting.tax_rate))))
+    if posting.tax_type:
+        items.append(("pleo-tax-type", posting.tax_type))
+    for tag in posting.tags:
+        items.append((metadata_key("dimension-", tag.group_code), tag.code))
+    if posting.line_id:
+        items.append(("pleo-line-id", posting.line_id))
+    return tuple(items)
+
+
+def render_transaction(txn: TransactionText) -> list[str]:
+    """The lines of one transaction (header, metadata, postings with their metadata)."""
+    header = f"{txn.date.isoformat()} {txn.flag}"
+    if txn.payee and txn.payee.strip():
+        header += f" {quote(txn.payee.strip())}"
+    header += f" {quote(txn.entry.narration)} ^{txn.link}"
+    lines = [header, *_meta_lines(txn.meta, "  ")]
+    width = max((len(p.account) for p in txn.postings), default=0)
+    amounts = [format_minor(p.posting.amount, p.posting.currency) for p in txn.postings]
+    amount_width = max((len(a) for a in amounts), default=0)
+    for rendered, amount in zip(txn.postings, amounts, strict=True):
+        lines.append(
+            f"  {rendered.account:<{width}}  {amount:>{amount_width}} {rendered.posting.currency}"
+        )
+        lines.extend(_meta_lines(posting_meta(rendered.posting), "    "))
+    return lines
+
+
+def render_document(doc: DocumentLine, link: str) -> list[str]:
+    """The lines of one ``document`` directive carrying the item's link."""
+    header = f"{doc.date.isoformat()} document {doc.account} {quote(doc.path)} ^{link}"
+    return [header, *_meta_lines(doc.meta, "  ")]
+
+
+def render_block(
+    reference: str,
+    documents: Sequence[DocumentLine],
+    transactions: Sequence[TransactionText],
+) -> Block:
+    """The complete append block of one item; see the module docstring for its shape."""
+    token = safe_token(reference)
+    link = link_for(reference)
+    lines = ["", f"{BEGIN_MARKER}{token}"]
+    for doc in documents:
+        lines.extend(render_document(doc, link))
+    first_line = 0
+    for index, txn in enumerate(transactions):
+        if index:
+            lines.append("")
+        if not first_line:
+            first_line = len(lines) + 1
+        lines.extend(render_transaction(txn))
+    lines.append(f"{END_MARKER}{token}")
+    return Block(text="\n".join(lines) + "\n", first_transaction_line=first_line)

@@ -1,0 +1,176 @@
+"""Accounts payable: invoices, payments and credit notes against vendors from the ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from pleo_export.connector import ItemRejected
+from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+
+pytestmark = pytest.mark.anyio
+
+PLEO_MESSAGE = (
+    "Selected vendor cannot be processed because it does not exist or is currently blocked. "
+    "Please verify the vendor's status in the accounting system and try again."
+)
+
+
+def _transactions(entries):
+    return [e for e in entries if type(e).__name__ == "Transaction"]
+
+
+async def test_card_purchase_as_invoice_and_payment_vendor_by_code(harness, make):
+    it = make.item(
+        amount=12500,
+        lines=[make.line(12500, tax=make.tax(2500))],
+        vendor=make.vendor("Acme Ltd.", code="V100"),
+        bookkeeping="accounts_payable",
+        invoice_number="INV-7",
+    )
+    prepared, _ = await harness.book(it, vendor_based=True)
+
+    assert harness.balances() == {
+        "Expenses:Office": D("100.00"),
+        "Assets:VAT:Input": D("25.00"),
+        "Assets:Pleo:Wallet": D("-125.00"),
+    }  # the vendor account is settled: invoice -125, payment +125
+    entries, _ = harness.load()
+    invoice, payment = _transactions(entries)
+    link = f"pleo-{it.accounting_entry_id}"
+    assert invoice.links == payment.links == {link}
+    assert invoice.meta["pleo-kind"] == "ap_invoice"
+    assert payment.meta["pleo-kind"] == "ap_payment"
+    assert invoice.meta["pleo-invoice-number"] == "INV-7"
+    assert invoice.payee == payment.payee == "Acme Ltd."
+    assert [p.account for p in payment.postings] == [
+        "Liabilities:AccountsPayable:AcmeLtd",
+        "Assets:Pleo:Wallet",
+    ]
+    assert invoice.postings[-1].account == "Liabilities:AccountsPayable:AcmeLtd"
+    assert invoice.postings[-1].units.number == D("-125.00")
+    assert [e.kind.value for e in prepared.entries] == ["ap_invoice", "ap_payment"]
+
+
+async def test_invoice_vendor_by_external_id_stays_open(harness, make):
+    it = make.item(
+        "invoice",
+        amount=30000,
+        lines=[make.line(30000, "6900", "Software")],
+        vendor=make.vendor("Globex Corporation", code="NOPE", external_id="EXT-9"),
+        bookkeeping="accounts_payable",
+    )
+    await harness.book(it, vendor_based=True)
+    assert harness.balances() == {
+        "Expenses:Software": D("300.00"),
+        "Liabilities:AccountsPayable:Globex": D("-300.00"),
+    }
+
+
+async def test_credit_note_vendor_by_tax_number(harness, make):
+    # The ledger spells the number "DK 12 34 56 78": spaces are not significant.
+    it = make.item(
+        "refund",
+        amount=-2000,
+        vendor=make.vendor("Initech", tax_number="DK12345678"),
+        bookkeeping="accounts_payable",
+    )
+    await harness.book(it, vendor_based=True)
+    entries, _ = harness.load()
+    note, payment = _transactions(entries)
+    assert note.meta["pleo-kind"] == "ap_credit_note"
+    assert payment.meta["pleo-kind"] == "ap_payment"
+    assert note.postings[-1].account == "Liabilities:AccountsPayable:Initech"
+    assert harness.balances() == {"Expenses:Office": D("-20.00"), "Assets:Pleo:Wallet": D("20.00")}
+
+
+async def test_invoice_payment_settles_the_vendor(harness, make):
+    invoice = make.item(
+        "invoice",
+        amount=5000,
+        vendor=make.vendor("Acme Ltd.", code="V100"),
+        bookkeeping="accounts_payable",
+    )
+    payment = make.item(
+        "invoice_payment",
+        amount=5000,
+        vendor=make.vendor("Acme Ltd.", code="V100"),
+        bookkeeping="accounts_payable",
+        sub_type="invoice_payment_sent",
+    )
+    await harness.book(invoice, vendor_based=True)
+    prepared, _ = await harness.book(payment, vendor_based=True)
+    assert prepared.entries[0].kind.value == "ap_payment"
+    assert harness.balances() == {"Expenses:Office": D("50.00"), "Assets:Pleo:Wallet": D("-50.00")}
+
+
+async def test_unknown_vendor_fails_with_pleo_message_and_identifiers(harness, make):
+    it = make.item(
+        "invoice",
+        amount=5000,
+        vendor=make.vendor("Umbrella", code="V999", external_id="X-1", tax_number="GB999"),
+        bookkeeping="accounts_payable",
+    )
+    before = harness.output.read_bytes()
+    with pytest.raises(ItemRejected) as caught:
+        await harness.prepare(it, vendor_based=True)
+    assert caught.value.reason_type is Reason.VENDOR_UNKNOWN
+    message = caught.value.message
+    assert message.startswith(PLEO_MESSAGE)
+    for tried in ('vendor-code: "V999"', 'vendor-external-id: "X-1"', 'vendor-tax-number: "GB999"'):
+        assert tried in message
+    assert "Umbrella" in message
+    assert harness.output.read_bytes() == before
+
+
+async def test_vendor_without_identifiers(harness, make):
+    it = make.item(
+        "invoice", amount=5000, vendor=make.vendor("Nobody"), bookkeeping="accounts_payable"
+    )
+    with pytest.raises(ItemRejected) as caught:
+        await harness.prepare(it, vendor_based=True)
+    assert caught.value.reason_type is Reason.VENDOR_UNKNOWN
+    assert "has no code, external id or tax number" in caught.value.message
+
+
+async def test_unknown_vendor_fallback_books_to_payable_account(harness, make):
+    harness.overrides = {"unknown_vendor": "fallback"}
+    it = make.item(
+        "invoice",
+        amount=5000,
+        vendor=make.vendor("Umbrella", code="V999"),
+        bookkeeping="accounts_payable",
+    )
+    prepared, _ = await harness.book(it, vendor_based=True)
+    assert harness.balances() == {
+        "Expenses:Office": D("50.00"),
+        "Liabilities:AccountsPayable": D("-50.00"),
+    }
+    assert 'pleo-vendor-code: "V999"' in prepared.rendered  # kept for later reconciliation
+
+
+async def test_closed_vendor_account_is_blocked(harness, make):
+    with harness.ledger.open("a") as handle:
+        handle.write("2024-01-31 close Liabilities:AccountsPayable:AcmeLtd\n")
+    it = make.item(
+        "invoice",
+        amount=5000,
+        vendor=make.vendor("Acme Ltd.", code="V100"),
+        bookkeeping="accounts_payable",
+    )
+    with pytest.raises(ItemRejected) as caught:
+        await harness.prepare(it, vendor_based=True)
+    assert caught.value.reason_type is Reason.VENDOR_UNKNOWN
+    assert "closed 2024-01-31" in caught.value.message
+
+
+async def test_vendor_code_wins_over_later_identifiers(harness, make):
+    it = make.item(
+        "invoice",
+        amount=5000,
+        vendor=make.vendor("Acme Ltd.", code="V100", external_id="EXT-9"),
+        bookkeeping="accounts_payable",
+    )
+    await harness.book(it, vendor_based=True)
+    assert harness.balances()["Liabilities:AccountsPayable:AcmeLtd"] == D("-50.00")
