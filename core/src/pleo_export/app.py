@@ -8,6 +8,7 @@ client (or the built-in sandbox) and the connector, and closes all of them on ex
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -57,7 +58,12 @@ def build_sandbox(settings: Settings) -> tuple[Sandbox, str, SecretStr]:
     """The in-process sandbox with the deterministic demo exports of ``[sandbox]``."""
     cfg = settings.sandbox
     sandbox = Sandbox(SandboxConfig())
-    company = sandbox.add_company(name=cfg.company_name, wallet_currency=cfg.wallet_currency)
+    # A stable company id makes the generated expenses (and their ids) the same on every run,
+    # so a second run offers the same entries again and shows that none is posted twice.
+    stable_id = uuid.uuid5(uuid.NAMESPACE_URL, f"pleo-export-sandbox:{cfg.company_name}:{cfg.seed}")
+    company = sandbox.add_company(
+        name=cfg.company_name, wallet_currency=cfg.wallet_currency, company_id=str(stable_id)
+    )
     first_vendor_job = cfg.jobs - cfg.vendor_based_jobs
     for index in range(cfg.jobs):
         sandbox.schedule_export(

@@ -215,12 +215,12 @@ class Connector(abc.ABC, Generic[SettingsT]):
         return []
 
     @classmethod
-    def scaffold(cls, directory: Path, chart: Any) -> dict[str, Any]:
+    def scaffold(cls, directory: Path, chart: Any, currency: str) -> dict[str, Any]:
         """Create a target in ``directory`` that knows the sandbox chart; return settings.
 
         Optional; ``pleo-export demo`` uses it. ``chart`` is
-        :data:`pleo_export.sandbox.DEMO_CHART`. Paths in the returned settings may be
-        relative to ``directory``.
+        :data:`pleo_export.sandbox.DEMO_CHART` and ``currency`` the sandbox company's wallet
+        currency. Paths in the returned settings may be relative to ``directory``.
         """
         raise NotImplementedError(f"connector {cls.manifest.id!r} has no demo scaffold")
 

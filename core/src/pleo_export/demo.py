@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pleo_export.config import ConfigError
+from pleo_export.config import ConfigError, SandboxSettings
 from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 
@@ -91,7 +91,8 @@ async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool)
     first_run = not config.exists()
     if first_run:
         connector_cls = PluginHost(load_entry_points=False).load_connector(DEMO_CONNECTOR)
-        values = connector_cls.scaffold(directory, DEMO_CHART)
+        currency = SandboxSettings().wallet_currency
+        values = connector_cls.scaffold(directory, DEMO_CHART, currency)
         write_demo_config(directory, values)
     obj.config = config
     settings = obj.settings()

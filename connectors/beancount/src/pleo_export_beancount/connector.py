@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio.to_thread
 
@@ -51,6 +51,7 @@ from pleo_export_beancount.render import (
 )
 from pleo_export_beancount.resolve import ROLE_SETTINGS, Resolver
 from pleo_export_beancount.settings import BeancountSettings
+from pleo_export_beancount.starter import write_starter_ledger
 
 MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
 """Pleo's largest receipt (30 MB per file)."""
@@ -221,6 +222,46 @@ class BeancountConnector(Connector[BeancountSettings]):
                 external_url=f"{Path(posted.filename).absolute().as_uri()}#L{posted.lineno}",
                 exported_at=exported_at,
             )
+
+    async def verify(self) -> list[str]:
+        """Load the whole ledger with beancount and return its errors (empty when clean)."""
+        loaded = await anyio.to_thread.run_sync(load_ledger, self.settings.ledger)
+        return list(loaded.errors)
+
+    @classmethod
+    def scaffold(cls, directory: Path, chart: Any, currency: str) -> dict[str, Any]:
+        """A starter ledger in ``directory/ledger`` opening every account of ``chart``.
+
+        ``chart`` is the sandbox's :data:`pleo_export.sandbox.DEMO_CHART`: its expense, wallet
+        and VAT accounts are opened with ``pleo-code`` metadata and each vendor gets a payable
+        account with its identifiers, so sandbox items book without any mapping.
+        """
+        from pleo_export_beancount.starter import StarterAccount, StarterChart, StarterVendor
+
+        roots = {"expense": "Expenses", "income": "Income", "asset": "Assets"}
+        roots["liability"] = "Liabilities"
+        accounts = []
+        for account in chart.ledger_accounts():
+            words = re.findall(r"[A-Za-z0-9]+", account.name)
+            leaf = "".join(w[:1].upper() + w[1:] for w in words) or "Account"
+            if not leaf[0].isalpha():
+                leaf = "A" + leaf
+            root = roots.get(account.category, "Expenses")
+            accounts.append(
+                StarterAccount(f"{root}:Pleo{account.code}:{leaf}", account.code, account.name)
+            )
+        vendors = [
+            StarterVendor(
+                name=v.name,
+                code=v.code,
+                external_id=v.external_id,
+                tax_number=v.tax_registration_number,
+            )
+            for v in chart.vendors
+        ]
+        starter = StarterChart(currency=currency, accounts=accounts, vendors=vendors)
+        write_starter_ledger(directory / "ledger", starter, overwrite=True)
+        return {"ledger": "ledger/main.beancount"}
 
     def _require_ledger(self) -> LoadedLedger:
         if self._ledger is None:
