@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +96,24 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def make_harness(tmp_path: Path, openapi_contract: Any) -> Callable[..., Harness]:
+def make_harness(tmp_path: Path, openapi_contract: Any) -> Iterator[Callable[..., Harness]]:
+    """Sandboxes whose every exchange is checked against the OpenAPI spec.
+
+    Violations are collected and fail the test at teardown, so a retry or an ``except`` in the
+    code under test can never hide one.
+    """
+    violations: list[str] = []
+
+    def check(record: Any) -> None:
+        try:
+            openapi_contract.check_exchange(record)
+        except Exception as error:
+            violations.append(str(error))
+            raise
+
     def make(config: SandboxConfig | None = None, clock: Any = None) -> Harness:
         sandbox = Sandbox(config or SandboxConfig(), clock=clock)
-        sandbox.on_exchange = openapi_contract.check_exchange
+        sandbox.on_exchange = check
         company = sandbox.add_company(name="Test Co", wallet_currency="GBP")
         return Harness(
             sandbox=sandbox,
@@ -110,7 +124,8 @@ def make_harness(tmp_path: Path, openapi_contract: Any) -> Callable[..., Harness
             tmp_path=tmp_path,
         )
 
-    return make
+    yield make
+    assert not violations, "\n".join(violations)
 
 
 @pytest.fixture

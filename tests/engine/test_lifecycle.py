@@ -23,7 +23,7 @@ from pleo_export.pleo.models import (
     ExportJobItemStatus,
     ExportJobStatus,
 )
-from pleo_export.sandbox import FaultRule
+from pleo_export.sandbox import UNKNOWN_ACCOUNT_CODE, FaultRule
 from pleo_export.state.base import ItemPhase
 from tests.engine.conftest import Harness
 from tests.support.memory import MemorySettings
@@ -86,7 +86,7 @@ async def test_unknown_account_fails_only_that_item_with_account_unknown(
     job = harness.sandbox.queue_export(
         harness.company_id, count=120, seed=5, unknown_account_rate=0.1
     )
-    unknown = harness.sandbox.unknown_account_code
+    unknown = UNKNOWN_ACCOUNT_CODE
     codes = {
         line["account"]["code"]
         for item in harness.sandbox.job_items(job.id)
@@ -234,11 +234,14 @@ async def test_uncertain_post_is_looked_up_and_not_reposted(harness: Harness) ->
 async def test_transient_target_errors_are_retried_then_reported(harness: Harness) -> None:
     job = harness.sandbox.queue_export(harness.company_id, count=6, seed=8)
     failures = Counter[str]()
+    always_down: list[str] = []
 
     def flaky(prepared: PreparedEntry) -> None:
         ref = prepared.plan.reference
+        if not always_down:
+            always_down.append(ref)
         failures[ref] += 1
-        if ref == sorted(failures)[0] or failures[ref] <= 1:
+        if ref == always_down[0] or failures[ref] <= 1:
             raise TargetTemporarilyUnavailable("503 from the ledger server", retry_after=0.01)
 
     harness.target.post_hook = flaky
@@ -247,7 +250,9 @@ async def test_transient_target_errors_are_retried_then_reported(harness: Harnes
     items = _assert_every_item_final(harness, job.id)
     failed = [i for i in items.values() if i.status is ExportJobItemStatus.FAILED]
     # The item that never recovers ends failed with the transient reason; the rest succeed.
+    assert [i.accounting_entry_id for i in failed] == always_down
     assert [i.failure_reason_type for i in failed] == ["accounting_system_unreachable"]
+    assert failures[always_down[0]] == 3  # post_attempts
     assert report.jobs[0].posted == 5
 
 
