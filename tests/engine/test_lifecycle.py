@@ -371,3 +371,54 @@ async def test_started_refused_because_another_worker_took_the_job(harness: Harn
     assert report is None  # left alone: not ours
     assert harness.target.post_calls == 0
     assert _events(harness, job.id).count(ExportJobEventType.STARTED.value) == 1
+
+
+async def test_dry_run_reports_no_spurious_failures(harness: Harness) -> None:
+    harness.sandbox.queue_export(harness.company_id, count=30, seed=14)
+    async with harness.engine(options=EngineOptions(dry_run=True)) as engine:
+        report = await engine.run_pending()
+    [job_report] = report.jobs
+    assert job_report.would_post == 30
+    assert job_report.failed == 0
+    assert job_report.failures == []
+
+
+async def test_job_rejected_while_preparing_aborts_the_rest_of_the_job(harness: Harness) -> None:
+    from tests.support.memory import MemoryConnector
+
+    calls = {"n": 0}
+
+    class LosesLogin(MemoryConnector):
+        async def prepare(self, plan: Any) -> PreparedEntry:
+            calls["n"] += 1
+            if calls["n"] == 11:
+                raise JobRejected(
+                    ExportJobFailureReasonType.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE,
+                    "the ledger server revoked the session: log in again in the settings",
+                )
+            return await super().prepare(plan)
+
+    job = harness.sandbox.queue_export(harness.company_id, count=25, seed=15)
+    async with harness.engine(connector_cls=LosesLogin) as engine:
+        report = await engine.run_pending()
+    items = _assert_every_item_final(harness, job.id)
+    failed = [i for i in items.values() if i.status is ExportJobItemStatus.FAILED]
+    assert len(failed) == 15
+    assert {i.failure_reason_type for i in failed} == {"accounting_system_authentication_failure"}
+    assert calls["n"] == 11  # nothing was prepared after the rejection
+    assert report.jobs[0].final_event == "completed_with_errors"
+
+
+async def test_unmapped_contra_accounts_fail_the_job_with_missing_configuration(
+    harness: Harness,
+) -> None:
+    job = harness.sandbox.queue_export(harness.company_id, count=5, seed=16)
+    harness.sandbox.store.companies[harness.company_id].contra_accounts_mapped = False
+    async with harness.engine() as engine:
+        report = await engine.run_pending()
+    pleo_job = harness.sandbox.get_job(job.id)
+    assert pleo_job.status is ExportJobStatus.FAILED
+    assert pleo_job.failure_reason_type == "missing_configuration"
+    assert "contra account" in (pleo_job.failure_reason or "")
+    assert report.jobs[0].final_event == "failed"
+    assert harness.target.post_calls == 0

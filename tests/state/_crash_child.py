@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import anyio
+
 from pleo_export.state import ItemOutcome, open_store
 
 

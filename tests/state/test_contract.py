@@ -18,8 +18,8 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 import pytest
-from pleo_export.state import ItemOutcome, ItemPhase, JobCounts, StateStore
 
+from pleo_export.state import ItemOutcome, ItemPhase, JobCounts, StateStore
 from tests.state.conftest import Backend
 
 pytestmark = pytest.mark.anyio

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pleo_export.state import StateStore, open_store
 from pleo_export.state.sqlite import SQLiteStateStore
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from pleo_export.state import ItemOutcome, ItemPhase, StateStoreError
 from pleo_export.state.sqlite import SCHEMA_VERSION, SQLiteStateStore, migrate
 

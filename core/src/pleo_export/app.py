@@ -190,13 +190,13 @@ async def open_session(
         await stack.enter_async_context(client)
         await store.open()
         stack.push_async_callback(store.close)
+        stack.push_async_callback(connector.close)
         try:
             await connector.open()
         except JobRejected as rejected:
             engine.unavailable = rejected
         except TargetTemporarilyUnavailable as error:
             engine.unavailable = JobRejected(JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, error.message)
-        stack.push_async_callback(connector.close)
         if engine.unavailable is not None:
             log.error(
                 "the accounting system cannot be used: %s",

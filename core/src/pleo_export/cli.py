@@ -51,8 +51,9 @@ docs/configuration.md. Without any configuration the built-in Pleo sandbox
 is used, so nothing here needs an account.
 
 \b
-Exit status: 0 all good, 1 some items or jobs failed (see the report),
-2 configuration error, 3 Pleo or the accounting system unreachable.
+Exit status: 0 all good, 1 some items or jobs failed or would fail (see
+the report; an unreachable accounting system fails the job), 2 configuration
+error, 3 Pleo unreachable or answering errors.
 """
 
 
@@ -66,7 +67,10 @@ class Context:
         settings = load_settings(self.config, **overrides)
         level = self.log_level or settings.log.level
         fmt = self.log_format or settings.log.format
-        logs.configure(level=level, fmt=fmt, file=settings.log.file)
+        log_file = settings.log.file
+        if log_file is not None and not log_file.is_absolute():
+            log_file = settings.config_dir / log_file
+        logs.configure(level=level, fmt=fmt, file=log_file)
         return settings
 
 
@@ -143,12 +147,17 @@ def _print_report(report: RunReport) -> None:
         if len(job.failures) > 20:
             click.echo(f"  ... and {job.failed - 20} more (use --json for the full list)")
     for job_id in report.skipped_jobs:
-        click.echo(f"job {job_id}: left alone (claimed by another worker or already finished)")
+        click.echo(
+            f"job {job_id}: left alone (already finished in Pleo, or claimed by another worker)"
+        )
 
 
 def _exit_code(report: RunReport) -> int:
-    failed_jobs = any(j.final_event in ("failed", None) and not j.dry_run for j in report.jobs)
-    return EXIT_ITEMS_FAILED if report.items_failed or failed_jobs else EXIT_OK
+    troubled = any(
+        j.failure_reason is not None or (j.final_event is None and not j.dry_run)
+        for j in report.jobs
+    )
+    return EXIT_ITEMS_FAILED if report.items_failed or troubled else EXIT_OK
 
 
 @click.group(help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -243,6 +252,8 @@ async def _run_async(
             if job_id:
                 job_report = await s.engine.run_job(job_id)
                 report = RunReport(jobs=[job_report] if job_report else [])
+                if job_report is None:
+                    report.skipped_jobs.append(job_id)
             else:
                 report = await s.engine.run_pending(max_jobs=max_jobs)
             if as_json:

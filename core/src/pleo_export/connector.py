@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
 from pleo_export.pleo.models import (
@@ -75,6 +75,19 @@ class ConnectorSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(extra="forbid", env_nested_delimiter="__")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The engine passes the configuration file's values as keyword arguments; environment
+        # variables win over them, exactly as for pleo-export's own settings.
+        return env_settings, init_settings, file_secret_settings
 
 
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)

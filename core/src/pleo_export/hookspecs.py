@@ -76,7 +76,9 @@ def pleo_export_validate_job(job: ExportJob, manifest: ConnectorManifest) -> lis
 
 @hookspec
 def pleo_export_job_finished(job: ExportJob, report: JobReport) -> None:
-    """Called after the final event (``completed``, ``completed_with_errors``, ``failed``)."""
+    """Called when the engine is done with ``job``: after the final event (``completed``,
+    ``completed_with_errors``, ``failed``), or, when the job ended on Pleo's side first (it
+    expired), with ``report.final_event`` ``None``. Also after a dry run."""
 
 
 # --- items -------------------------------------------------------------------------------------

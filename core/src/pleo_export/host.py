@@ -179,13 +179,14 @@ class PluginHost:
 
     def load_plugins(self) -> None:
         """Load every ``pleo_export.plugins`` entry point, each in isolation."""
-        eps = _entry_points(PLUGINS_GROUP)
-        _check_conflicts(PLUGINS_GROUP, eps)
-        wanted = {
-            ep.name
-            for ep in eps
+        eps = [
+            ep
+            for ep in _entry_points(PLUGINS_GROUP)
             if ep.name not in self._disabled and (self._only is None or ep.name in self._only)
-        }
+        ]
+        # After the switches, so that disabling one of two clashing plugins resolves the clash.
+        _check_conflicts(PLUGINS_GROUP, eps)
+        wanted = {ep.name for ep in eps}
         if not wanted:
             return
         origins = {ep.name: _origin(ep) for ep in eps}

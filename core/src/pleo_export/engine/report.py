@@ -80,7 +80,8 @@ class JobReport:
 class RunReport:
     jobs: list[JobReport] = field(default_factory=list)
     skipped_jobs: list[str] = field(default_factory=list)
-    """Jobs seen but left alone (for example claimed by another worker), with the reason."""
+    """Ids of jobs seen but left alone: already finished, or claimed by another worker (the
+    log line ``job.claimed_elsewhere`` or ``job.skip`` says which)."""
 
     @property
     def items_failed(self) -> int:

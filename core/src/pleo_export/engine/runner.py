@@ -197,10 +197,28 @@ class ExportEngine:
             if problem is not None:
                 await self._fail_job(job, report, *problem)
                 return report
-            await self._read_control_layer(job, report)
-            self.progress.job_started(job, report.items_total)
-            await self._flush(job, report, force=True)
-            await self._process_items(job, report)
+            try:
+                await self._read_control_layer(job, report)
+                self.progress.job_started(job, report.items_total)
+                await self._flush(job, report, force=True)
+                await self._process_items(job, report)
+            except pleo_errors.JobStatusUnprocessable as error:
+                raise JobGone(
+                    f"Pleo no longer serves job {job.id} ({error.message}); it has probably "
+                    "expired or been cancelled"
+                ) from error
+            except pleo_errors.MissingContraAccounts as error:
+                await self._fail_job(
+                    job,
+                    report,
+                    JobReason.MISSING_CONFIGURATION,
+                    "Pleo will not hand out export items until every Pleo account has a contra "
+                    f"account: map them in Pleo's accounting settings ({error.message})",
+                    finish_hooks=False,
+                )
+                self.progress.job_finished(job, report)
+                self.hooks.job_finished(job=job, report=report)
+                return report
             await self._flush(job, report, force=True)
             await self._complete(job, report)
         except JobGone as gone:
@@ -241,7 +259,7 @@ class ExportEngine:
         return await self.client.get_job(job.id)
 
     async def pre_export_validation(self, job: ExportJob) -> tuple[JobReason, str] | None:
-        """Step 2: the first problem that prevents ``job`` from running, or ``None``."""
+        """Pre-export validation: the problem that prevents ``job`` from running, or ``None``."""
         if self.unavailable is not None:
             return self.unavailable.reason_type, self.unavailable.message
         company = self.options.company_id
@@ -267,13 +285,19 @@ class ExportEngine:
             return JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, unavailable.message
         except ConnectorError as error:
             return JobReason.VALIDATION_FAILURE, error.message
-        for problem in self.hooks.validate_job(job=job, manifest=self.manifest):
-            reason = _job_reason(problem.reason_type)
-            return reason, problem.message
+        problems = self.hooks.validate_job(job=job, manifest=self.manifest)
+        if problems:
+            return _job_reason(problems[0].reason_type), "; ".join(p.message for p in problems)
         return None
 
     async def _fail_job(
-        self, job: ExportJob, report: JobReport, reason: JobReason, message: str
+        self,
+        job: ExportJob,
+        report: JobReport,
+        reason: JobReason,
+        message: str,
+        *,
+        finish_hooks: bool = True,
     ) -> None:
         report.failure_reason_type = reason.value
         report.failure_reason = message
@@ -287,8 +311,9 @@ class ExportEngine:
             await self._send_final(job, ExportJobEventType.FAILED, reason, message)
             report.final_event = ExportJobEventType.FAILED.value
             await self.store.finish_job(job.id, ExportJobEventType.FAILED.value, message)
-        self.progress.job_finished(job, report)
-        self.hooks.job_finished(job=job, report=report)
+        if finish_hooks:
+            self.progress.job_finished(job, report)
+            self.hooks.job_finished(job=job, report=report)
 
     async def _read_control_layer(self, job: ExportJob, report: JobReport) -> None:
         statuses: Counter[str] = Counter()
@@ -308,6 +333,7 @@ class ExportEngine:
     async def _process_items(self, job: ExportJob, report: JobReport) -> None:
         self._aborted = None
         self._last_flush = anyio.current_time()
+        dry_seen: set[str] = set()  # a dry run records nothing, so it remembers what it showed
         async for page in self.client.iter_export_items(job.id):
             for raw in page:
                 entry_id = raw.get("accountingEntryId") if isinstance(raw, dict) else None
@@ -326,10 +352,16 @@ class ExportEngine:
                     continue
                 if record.phase not in (ItemPhase.QUEUED, ItemPhase.POSTING):
                     continue
+                if self.options.dry_run:
+                    if entry_id in dry_seen:
+                        continue
+                    dry_seen.add(entry_id)
                 await self._process_item(job, report, record, raw)
                 await self._flush(job, report)
         # Control-layer items for which Pleo returned no data.
         for record in await self.store.items(job.id, [ItemPhase.QUEUED, ItemPhase.POSTING]):
+            if record.accounting_entry_id in dry_seen:
+                continue
             await self._process_item(job, report, record, None)
             await self._flush(job, report)
 
@@ -340,7 +372,8 @@ class ExportEngine:
         uncertain = record.phase is ItemPhase.POSTING
         try:
             outcome = await self._outcome_for(job, report, entry_id, raw, uncertain)
-        except ItemRejected as rejected:
+        except ConnectorError as error:
+            rejected = self._as_item_failure(error)
             outcome = ItemOutcome(
                 succeeded=False,
                 failure_reason_type=rejected.reason_type.value,
@@ -477,6 +510,21 @@ class ExportEngine:
             return _success(record, recovered=False)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _as_item_failure(self, error: ConnectorError) -> ItemRejected:
+        """Any connector error, turned into this item's failure (and the job's abort)."""
+        if isinstance(error, ItemRejected):
+            return error
+        if isinstance(error, JobRejected):
+            self._aborted = error
+            return ItemRejected(_item_reason_for_job(error.reason_type), error.message)
+        if isinstance(error, TargetTemporarilyUnavailable):
+            return ItemRejected(
+                error.reason_type,
+                f"{error.message} (still failing after {self.options.post_attempts} attempts; "
+                "nothing was written for this entry: export it again later)",
+            )
+        return ItemRejected(ItemReason.UNEXPECTED_FAILURE, error.message)
+
     async def _lookup(self, entry_id: str) -> ExternalRecord | None:
         found: ExternalRecord | None = await self._with_retries(
             lambda: self.connector.find_existing(entry_id), during="lookup"
@@ -588,13 +636,18 @@ class ExportEngine:
             if len(acknowledged) < len(pending):
                 stuck_rounds += 1
                 if stuck_rounds >= 3:
+                    taken = set(acknowledged)
+                    refused = [
+                        r.accounting_entry_id for r in pending if r.accounting_entry_id not in taken
+                    ]
+                    await self.store.mark_reported(job.id, refused)
+                    report.unacknowledged += len(refused)
                     log.error(
-                        "Pleo keeps refusing some item updates; leaving them for the next run",
-                        extra=_ctx(
-                            job, event="report.stuck", count=len(pending) - len(acknowledged)
-                        ),
+                        "Pleo refused these item updates three times; giving up on them (their "
+                        "status in Pleo stays as Pleo has it; see `pleo-export jobs --job`)",
+                        extra=_ctx(job, event="report.refused", count=len(refused)),
                     )
-                    return
+                    continue
                 await anyio.sleep(self.options.retry_base_delay)
 
     async def _report_batch(self, job: ExportJob, records: Sequence[ItemRecord]) -> list[str]:
@@ -652,7 +705,7 @@ class ExportEngine:
             event, reason, message = ExportJobEventType.COMPLETED_WITH_ERRORS, None, None
         else:
             event = ExportJobEventType.FAILED
-            reason, message = self._job_failure_from_items(report)
+            reason, message = await self._job_failure_from_items(job, failed)
         await self._send_final(job, event, reason, message)
         report.final_event = event.value
         report.failure_reason_type = reason.value if reason else None
@@ -670,18 +723,21 @@ class ExportEngine:
             ),
         )
 
-    def _job_failure_from_items(self, report: JobReport) -> tuple[JobReason, str]:
+    async def _job_failure_from_items(self, job: ExportJob, failed: int) -> tuple[JobReason, str]:
         if self._aborted is not None:
             return self._aborted.reason_type, self._aborted.message
-        common = report.failure_types.most_common(1)
+        types: Counter[str] = Counter()
+        for record in await self.store.items(job.id, [ItemPhase.FAILED]):
+            if record.outcome and record.outcome.failure_reason_type:
+                types[record.outcome.failure_reason_type] += 1
+        common = types.most_common(1)
         reason_type = common[0][0] if common else ItemReason.VALIDATION_FAILURE.value
         try:
             reason = JobReason(reason_type)
         except ValueError:
             reason = JobReason.VALIDATION_FAILURE
-        total = report.failed
         return reason, (
-            f"none of the {total} items could be exported; most common reason: {reason_type}. "
+            f"none of the {failed} items could be exported; most common reason: {reason_type}. "
             "Open the job in Pleo and review the item errors"
         )
 
