@@ -586,3 +586,6 @@ def sandbox_serve(obj: Context, host: str, port: int) -> None:
 
 
 __all__ = ["main"]
+
+if __name__ == "__main__":
+    main()
