@@ -220,3 +220,73 @@ def test_with_only_core_installed_run_says_how_to_install_a_connector(tmp_path: 
     assert "no connector" in result.stderr
     assert "pip install pleo-export-beancount" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_validates_without_starting_anything(demo_dir: Path, tmp_path: Path) -> None:
+    config = demo_dir / "pleo-export-demo" / "pleo-export.toml"
+    if not config.exists():
+        assert pleo_export("demo", cwd=demo_dir).returncode == 0
+    ok = pleo_export("--config", str(config), "check", "--json", cwd=demo_dir)
+    assert ok.returncode == 0, ok.stderr
+    summary = _json(ok)
+    assert summary["connector_ok"] is True
+    assert summary["pending_jobs"] and all(j["ok"] for j in summary["pending_jobs"])
+    assert all(j["status"] == "pending" for j in summary["pending_jobs"])  # nothing started
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        '[connector]\nname = "beancount"\n[connector.settings]\nledger = "missing.beancount"\n',
+        encoding="utf-8",
+    )
+    bad = pleo_export("--config", str(broken), "check", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "NOT USABLE" in bad.stdout
+    assert "missing.beancount" in bad.stdout
+    assert "would fail: missing_configuration" in bad.stdout
+
+
+def test_sandbox_serve_answers_over_loopback_http(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ}
+    env.pop("PLEO_EXPORT_CONFIG", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pleo_export.cli", "sandbox", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        key = ""
+        while not key:
+            line = server.stdout.readline()
+            assert line, server.stderr.read() if server.stderr else "server exited"
+            if line.startswith("api_key"):
+                key = line.split("=", 1)[1].strip()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/v3/export-jobs",
+                    params={"statuses": "pending"},
+                    auth=(key, ""),
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "sandbox did not start listening"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["data"][0]["status"] == "pending"
+        assert httpx.get(f"http://127.0.0.1:{port}/v3/export-jobs").status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
