@@ -180,7 +180,7 @@ def test_jobs_lists_what_the_demo_did(demo_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_with_only_core_installed_run_says_how_to_install_a_connector(tmp_path: Path) -> None:
-    uv = shutil.which("uv")
+    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in $UV
     if uv is None:
         try:
             import uv as uv_module  # the uv package exposes its binary
