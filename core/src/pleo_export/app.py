@@ -176,7 +176,8 @@ async def open_session(
     engine_options.report_interval = settings.engine.report_interval
     engine_options.post_attempts = settings.engine.post_attempts
     engine_options.plan = PlanOptions(
-        rounding_tolerance_per_line=settings.engine.rounding_tolerance_per_line
+        rounding_tolerance_per_line=settings.engine.rounding_tolerance_per_line,
+        booking_timezone=settings.engine.booking_timezone,
     )
     engine = ExportEngine(
         client=client,

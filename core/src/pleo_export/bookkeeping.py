@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from pleo_export.connector import ItemRejected
 from pleo_export.ledger import (
@@ -84,6 +85,9 @@ class PlanOptions:
     """Largest residual (minor units, per line) between line totals and the item total that is
     booked to the rounding account instead of failing the item. Only for items whose supplier
     currency differs from the wallet currency, where conversion rounding is expected."""
+    booking_timezone: str = "UTC"
+    """The company's time zone: Pleo sends timestamps in UTC, and an expense paid at 00:30 in
+    Copenhagen on 1 March belongs to March, not to the last day of February."""
 
 
 def _reject(reason: Reason, message: str) -> ItemRejected:
@@ -316,7 +320,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
             "bookkeeping.method is accounts_payable but the item has neither vendor nor "
             "supplier identifiers: select a vendor on the expense in Pleo and export it again",
         )
-    date = item.date.date()
+    date = item.date.astimezone(ZoneInfo(options.booking_timezone)).date()
     text = narration(item)
 
     if item_type in TRANSFER_ROLES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -85,6 +86,19 @@ class EngineSettings(_Section):
     report_interval: float = Field(30.0, gt=0)
     post_attempts: int = Field(4, ge=1, le=20)
     rounding_tolerance_per_line: int = Field(1, ge=0, le=100)
+    booking_timezone: str = "UTC"
+    """IANA time zone whose calendar date an expense is booked on (e.g. ``Europe/Copenhagen``)."""
+
+    @field_validator("booking_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/Copenhagen"
+            ) from None
+        return value
 
 
 class SandboxSettings(_Section):
