@@ -93,17 +93,7 @@ class MemoryConnector(Connector[MemorySettings]):
                     account = f"payable:{ref.vendor.code or ref.vendor.name}"
                 else:
                     account = ref.role.value
-                postings.append(
-                    ResolvedPosting(
-                        account=account,
-                        amount=posting.amount,
-                        currency=posting.currency,
-                        supplier_amount=posting.supplier_amount,
-                        supplier_currency=posting.supplier_currency,
-                        tax_code=posting.tax_code,
-                        role=ref.role,
-                    )
-                )
+                postings.append(ResolvedPosting.from_posting(posting, account))
             resolved.append(
                 ResolvedEntry(
                     kind=entry.kind,

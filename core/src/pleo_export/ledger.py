@@ -155,6 +155,28 @@ class ResolvedPosting(_Frozen):
     tax_code: str | None = None
     role: Role
     tags: tuple[Tag, ...] = ()
+    tax_rate: float | None = None
+    tax_type: str | None = None
+    line_id: str | None = None
+    field: str | None = None
+
+    @classmethod
+    def from_posting(cls, posting: Posting, account: str) -> ResolvedPosting:
+        """``posting`` booked to the target's ``account``: every other fact carried over."""
+        return cls(
+            account=account,
+            amount=posting.amount,
+            currency=posting.currency,
+            supplier_amount=posting.supplier_amount,
+            supplier_currency=posting.supplier_currency,
+            tax_code=posting.tax_code,
+            role=posting.account.role,
+            tags=posting.tags,
+            tax_rate=posting.tax_rate,
+            tax_type=posting.tax_type,
+            line_id=posting.line_id,
+            field=posting.field,
+        )
 
 
 class ResolvedEntry(_Frozen):

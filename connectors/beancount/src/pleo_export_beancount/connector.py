@@ -435,17 +435,7 @@ class BeancountConnector(Connector[BeancountSettings]):
                     date=day,
                     narration=entry.narration,
                     postings=tuple(
-                        ResolvedPosting(
-                            account=r.account,
-                            amount=r.posting.amount,
-                            currency=r.posting.currency,
-                            supplier_amount=r.posting.supplier_amount,
-                            supplier_currency=r.posting.supplier_currency,
-                            tax_code=r.posting.tax_code,
-                            role=r.posting.account.role,
-                            tags=r.posting.tags,
-                        )
-                        for r in postings
+                        ResolvedPosting.from_posting(r.posting, r.account) for r in postings
                     ),
                 )
             )
