@@ -131,6 +131,8 @@ class ExportEngine:
         self._aborted: JobRejected | None = None
         self._final_in_pleo: Counter[str] = Counter()
         self._last_flush = 0.0
+        self._recorded_since_flush = 0
+        """Outcomes recorded since the last report: spares a store query per item."""
         if not 1 <= self.options.report_batch_size <= MAX_REPORT_BATCH:
             raise ValueError(f"report_batch_size must be between 1 and {MAX_REPORT_BATCH}")
 
@@ -388,6 +390,7 @@ class ExportEngine:
                 )
             return
         await self.store.record_outcome(job.id, entry_id, outcome)
+        self._recorded_since_flush += 1
         if outcome.succeeded:
             if outcome.recovered:
                 report.recovered += 1
@@ -622,15 +625,20 @@ class ExportEngine:
         if self.options.dry_run:
             return
         batch_size = self.options.report_batch_size
+        waiting = anyio.current_time() - self._last_flush < self.options.report_interval
+        if not force and self._recorded_since_flush < batch_size and waiting:
+            return
         stuck_rounds = 0
         while True:
             pending = await self.store.unreported(job.id, batch_size)
             if not pending:
+                self._recorded_since_flush = 0
                 return
             due = anyio.current_time() - self._last_flush
             if len(pending) < batch_size and not force and due < self.options.report_interval:
                 return
             acknowledged = await self._report_batch(job, pending)
+            self._recorded_since_flush = max(0, self._recorded_since_flush - len(acknowledged))
             report.reported += len(acknowledged)
             self._last_flush = anyio.current_time()
             if len(acknowledged) < len(pending):
