@@ -1,0 +1,681 @@
+"""``uv run python -m bench``: every benchmark of issue 7, a Markdown table and a JSON file.
+
+Sections (each prints its progress on stderr):
+
+1. **calls**: Pleo API calls per job (no-op connector, in process) next to the floor and the
+   naive baseline; the same runs give the no-op CPU figures.
+2. **transport**: one job over loopback HTTP (``running_server``) against the same job in
+   process: the call counts must be identical.
+3. **rate_limited**: the 10,000-item job with the sandbox enforcing 600/min and the engine's
+   default budget (500/min) on trio's virtual clock, next to the naive baseline paced the same
+   way.
+4. **cpu**: engine CPU per item (sandbox CPU measured separately and subtracted), with the
+   no-op connector, the proposed ``_flush`` fix and the beancount connector; a cProfile
+   breakdown of where the engine's time goes.
+5. **rss**: peak RSS per job size, each in a fresh process, with the sandbox in the same
+   process and in another process (loopback HTTP).
+
+``--quick`` runs tiny sizes in seconds (the smoke test uses it); figures from a quick run say
+nothing about the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bench.harness import (
+    NAIVE_PAGE,
+    PUT_BATCH,
+    RunResult,
+    api_floor,
+    engine_floor,
+    in_process,
+    make_sandbox,
+    naive_calls,
+    run_job,
+)
+from pleo_export.engine import ExportEngine
+from pleo_export.sandbox import SandboxConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SIZES = (100, 1_000, 10_000, 100_000)
+QUICK_SIZES = (30, 150)
+ENGINE_BUDGET = 500
+"""The engine's default request budget per minute (``pleo.requests_per_minute``)."""
+PLEO_LIMIT = 600
+CLIENT_PAGE = 1000
+"""The client's default ``limit`` (``pleo.page_size``)."""
+
+TARGET_CALL_RATIO = 1.02
+TARGET_BASELINE_FACTOR = 20.0
+TARGET_WALL_RATIO = 1.15
+TARGET_CPU_MS = 0.3
+TARGET_RSS_RATIO = 1.5
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _asyncio(fn: Callable[[], Any]) -> Any:
+    return anyio.run(fn, backend="asyncio")
+
+
+def _per_item_ms(seconds: float | None, items: int) -> float | None:
+    return None if seconds is None or items == 0 else seconds / items * 1000
+
+
+def _run_in_process(
+    items: int,
+    *,
+    connector: str = "noop",
+    page_size: int = CLIENT_PAGE,
+    report_batch_size: int = PUT_BATCH,
+    engine_cls: type[ExportEngine] = ExportEngine,
+    attachments: bool = False,
+) -> RunResult:
+    sandbox, company_id, api_key = make_sandbox(items, attachments=attachments)
+
+    async def main() -> RunResult:
+        with tempfile.TemporaryDirectory(prefix="pleo-bench-") as work:
+            return await run_job(
+                in_process(sandbox, company_id, api_key),
+                Path(work),
+                items=items,
+                connector=connector,  # type: ignore[arg-type]
+                page_size=page_size,
+                report_batch_size=report_batch_size,
+                engine_cls=engine_cls,
+            )
+
+    result: RunResult = _asyncio(main)
+    return result
+
+
+# --- 1. calls ----------------------------------------------------------------------------------
+
+
+def bench_calls(sizes: Sequence[int], naive_max: int) -> list[dict[str, Any]]:
+    served = min(CLIENT_PAGE, SandboxConfig().page_size_max)
+    rows = []
+    for items in sizes:
+        log(f"calls: {items} items, no-op connector, in process")
+        run = _run_in_process(items)
+        by_endpoint = run.calls_by_endpoint
+        actual = run.calls_client
+        naive_measured: int | None = None
+        if items <= naive_max:
+            log(f"calls: {items} items, naive baseline (page {NAIVE_PAGE}, one PUT per item)")
+            naive_run = _run_in_process(items, page_size=NAIVE_PAGE, report_batch_size=1)
+            naive_measured = naive_run.calls_client
+        floor = api_floor(items, served)
+        with_relist = engine_floor(items, served)
+        naive = naive_calls(items)
+        rows.append(
+            {
+                "items": items,
+                "page_size": served,
+                "calls_client": actual,
+                "calls_sandbox": run.calls_sandbox,
+                "calls_by_endpoint": by_endpoint,
+                "api_floor": floor,
+                "engine_floor": with_relist,
+                "fixed_calls": {
+                    "get_job_after_started": by_endpoint.get("GET /v3/export-jobs/{jobId}", 0),
+                    "relist_after_job": by_endpoint.get("GET /v3/export-jobs", 0) - 1,
+                },
+                "ratio_api_floor": actual / floor,
+                "ratio_engine_floor": actual / with_relist,
+                "naive_calls": naive,
+                "naive_measured": naive_measured,
+                "naive_over_actual": naive / actual,
+                "run": run.to_json(),
+            }
+        )
+    return rows
+
+
+# --- 2. transport ------------------------------------------------------------------------------
+
+
+def bench_transport(items: int) -> dict[str, Any]:
+    from pleo_export.sandbox.server import running_server
+
+    log(f"transport: {items} items in process")
+    local = _run_in_process(items)
+    log(f"transport: {items} items over loopback HTTP (running_server)")
+    sandbox, company_id, api_key = make_sandbox(items)
+
+    async def main() -> RunResult:
+        async with running_server(sandbox) as base_url:
+            pleo = in_process(sandbox, company_id, api_key)
+            pleo.base_url = base_url
+            pleo.timed_app = None  # the real socket, not the in-process transport
+            with tempfile.TemporaryDirectory(prefix="pleo-bench-") as work:
+                return await run_job(pleo, Path(work), items=items, transport_name="loopback HTTP")
+
+    remote: RunResult = _asyncio(main)
+    return {
+        "items": items,
+        "in_process": local.calls_by_endpoint,
+        "loopback_http": remote.calls_by_endpoint,
+        "calls_in_process": local.calls_client,
+        "calls_loopback_http": remote.calls_client,
+        "calls_loopback_http_sandbox": remote.calls_sandbox,
+        "identical": local.calls_by_endpoint == remote.calls_by_endpoint,
+        "real_seconds_in_process": local.real_seconds,
+        "real_seconds_loopback_http": remote.real_seconds,
+    }
+
+
+# --- 3. rate limited ---------------------------------------------------------------------------
+
+
+def _paced(items: int, *, page_size: int, report_batch_size: int, label: str) -> dict[str, Any]:
+    from trio.testing import MockClock
+
+    async def main() -> RunResult:
+        sandbox, company_id, api_key = make_sandbox(
+            items, rate_limit=PLEO_LIMIT, clock=anyio.current_time
+        )
+        with tempfile.TemporaryDirectory(prefix="pleo-bench-") as work:
+            return await run_job(
+                in_process(sandbox, company_id, api_key),
+                Path(work),
+                items=items,
+                page_size=page_size,
+                report_batch_size=report_batch_size,
+                requests_per_minute=ENGINE_BUDGET,
+            )
+
+    log(f"rate limited: {label}, {items} items, sandbox {PLEO_LIMIT}/min, budget {ENGINE_BUDGET}")
+    run: RunResult = anyio.run(
+        main, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)}
+    )
+    calls = run.calls_client
+    steady = calls / ENGINE_BUDGET * 60.0
+    # A sliding window lets the first `budget` requests start at once: start k (0-based) can
+    # happen no earlier than (k // budget) windows in.
+    window = ((calls - 1) // ENGINE_BUDGET) * 60.0 if calls else 0.0
+    return {
+        "label": label,
+        "items": items,
+        "page_size": page_size,
+        "report_batch_size": report_batch_size,
+        "calls": calls,
+        "clock_seconds": run.clock_seconds,
+        "floor_seconds": steady,
+        "window_floor_seconds": window,
+        "ratio_to_floor": run.clock_seconds / steady if steady else 0.0,
+        "responses_429": run.responses_429,
+        "budget_wait_seconds": run.budget_wait_seconds,
+        "real_seconds": run.real_seconds,
+        "final_event": run.final_event,
+        "posted": run.posted,
+    }
+
+
+def bench_rate_limited(items: int) -> list[dict[str, Any]]:
+    return [
+        _paced(items, page_size=CLIENT_PAGE, report_batch_size=PUT_BATCH, label="engine"),
+        _paced(items, page_size=NAIVE_PAGE, report_batch_size=1, label="naive baseline"),
+    ]
+
+
+# --- 4. cpu ------------------------------------------------------------------------------------
+
+
+def _cpu_row(label: str, run: RunResult) -> dict[str, Any]:
+    return {
+        "label": label,
+        "items": run.items,
+        "connector": run.connector,
+        "cpu_ms_per_item": _per_item_ms(run.cpu_seconds, run.items),
+        "sandbox_ms_per_item": _per_item_ms(run.sandbox_cpu_seconds, run.items),
+        "engine_ms_per_item": _per_item_ms(run.engine_cpu_seconds, run.items),
+        "items_per_second": run.items / run.real_seconds if run.real_seconds else None,
+        "real_seconds": run.real_seconds,
+        "posted": run.posted,
+        "failed": run.failed,
+        "failure_types": run.failure_types,
+        "calls": run.calls_client,
+    }
+
+
+def bench_cpu(
+    calls: list[dict[str, Any]], beancount_items: int, receipts_items: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for row in calls:
+        run = RunResult(**{k: v for k, v in row["run"].items() if k != "engine_cpu_seconds"})
+        rows.append(_cpu_row("no-op connector", run))
+    log(f"cpu: {beancount_items} items, beancount connector")
+    rows.append(
+        _cpu_row("beancount connector", _run_in_process(beancount_items, connector="beancount"))
+    )
+    if receipts_items:
+        log(f"cpu: {receipts_items} items, beancount connector with receipts")
+        rows.append(
+            _cpu_row(
+                "beancount connector, receipts downloaded",
+                _run_in_process(receipts_items, connector="beancount", attachments=True),
+            )
+        )
+    return rows
+
+
+_STORE_METHODS = {
+    "add_items",
+    "counts",
+    "finish_job",
+    "get_item",
+    "get_job",
+    "items",
+    "mark_reported",
+    "mark_started",
+    "record_intent",
+    "record_outcome",
+    "unreported",
+    "upsert_job",
+}
+
+
+def bench_profile(items: int) -> dict[str, Any]:
+    """Where the CPU goes, by component, from a cProfile run (times inflated by profiling)."""
+    log(f"profile: {items} items, no-op connector, under cProfile")
+    sandbox, company_id, api_key = make_sandbox(items)
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory(prefix="pleo-bench-") as work:
+            await run_job(in_process(sandbox, company_id, api_key), Path(work), items=items)
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _asyncio(main)
+    profiler.disable()
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in raw.values())
+
+    def cumulative(path_end: str, names: set[str]) -> float:
+        return sum(
+            entry[3]
+            for (path, _, name), entry in raw.items()
+            if path.replace(os.sep, "/").endswith(path_end) and name in names
+        )
+
+    sandbox_s = cumulative("bench/harness.py", {"__call__"})
+    client_s = cumulative("pleo_export/pleo/client.py", {"_call"}) - sandbox_s
+    store_s = cumulative("pleo_export/state/sqlite.py", _STORE_METHODS)
+    unreported_s = cumulative("pleo_export/state/sqlite.py", {"unreported"})
+    plan_s = cumulative("pleo_export/bookkeeping.py", {"plan_item"})
+    parse_s = cumulative("pleo_export/engine/runner.py", {"_parse_item"})
+    rest = total - sandbox_s - client_s - store_s - plan_s - parse_s
+    parts = {
+        "sandbox (ASGI app, in process)": sandbox_s,
+        "client (httpx, transport, JSON)": client_s,
+        "state store (SQLite)": store_s,
+        "  of which unreported() after every item": unreported_s,
+        "bookkeeping plan_item": plan_s,
+        "ExportItem validation": parse_s,
+        "engine loop, hooks, event loop, rest": rest,
+    }
+    engine_total = total - sandbox_s
+    return {
+        "items": items,
+        "profiled_seconds": total,
+        "components": {
+            name: {
+                "seconds": seconds,
+                "share_of_total": seconds / total if total else 0.0,
+                "share_of_engine": (None if name.startswith("sandbox") else seconds / engine_total),
+                "ms_per_item_profiled": seconds / items * 1000 if items else 0.0,
+            }
+            for name, seconds in parts.items()
+        },
+    }
+
+
+# --- 5. rss ------------------------------------------------------------------------------------
+
+
+def _child(args: list[str], stdin: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - this interpreter, the bench module, our own args
+        [sys.executable, "-m", "bench.child", *args],
+        cwd=ROOT,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _engine_child(args: list[str]) -> dict[str, Any]:
+    child = _child(["engine", *args])
+    out, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"bench.child engine {args} exited with {child.returncode}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _rss_http(items: int) -> dict[str, Any]:
+    server = _child(["serve", "--items", str(items)], stdin=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox server exited before it served")
+        where = json.loads(line)
+        return _engine_child(
+            [
+                "--items",
+                str(items),
+                "--base-url",
+                where["base_url"],
+                "--api-key",
+                where["api_key"],
+                "--company-id",
+                where["company_id"],
+            ]
+        )
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()  # the server stops when its stdin closes
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def bench_rss(sizes: Sequence[int]) -> list[dict[str, Any]]:
+    rows = []
+    for items in sizes:
+        log(f"rss: {items} items, fresh process, sandbox in the same process")
+        local = _engine_child(["--items", str(items)])
+        log(f"rss: {items} items, fresh process, sandbox in another process (loopback HTTP)")
+        remote = _rss_http(items)
+        rows.append(
+            {
+                "items": items,
+                "in_process_peak_mib": local["rss_peak_kib"] / 1024,
+                "in_process_before_mib": local["rss_before_kib"] / 1024,
+                "engine_only_peak_mib": remote["rss_peak_kib"] / 1024,
+                "engine_only_before_mib": remote["rss_before_kib"] / 1024,
+                "in_process_ru_maxrss_mib": local["ru_maxrss_peak_kib"] / 1024,
+                "engine_only_ru_maxrss_mib": remote["ru_maxrss_peak_kib"] / 1024,
+                "engine_only_cpu_ms_per_item": _per_item_ms(remote["run"]["cpu_seconds"], items),
+                "in_process_engine_cpu_ms_per_item": _per_item_ms(
+                    local["run"]["engine_cpu_seconds"], items
+                ),
+                "engine_only_calls": remote["run"]["calls_client"],
+                "engine_only_real_seconds": remote["run"]["real_seconds"],
+                "engine_only_final_event": remote["run"]["final_event"],
+            }
+        )
+    return rows
+
+
+# --- targets, machine, rendering ---------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory_mib"] = int(line.split()[1]) // 1024
+                break
+    except OSError:
+        pass
+    return info
+
+
+def _pick(rows: list[dict[str, Any]], items: int) -> dict[str, Any] | None:
+    exact = [r for r in rows if r["items"] == items]
+    return exact[0] if exact else None
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    calls = results["calls"]
+    worst = max(calls, key=lambda r: r["ratio_api_floor"])
+    out.append(
+        {
+            "target": f"Pleo calls <= {TARGET_CALL_RATIO} x floor at every size",
+            "figure": ", ".join(f"{r['items']}: {r['ratio_api_floor']:.3f}" for r in calls),
+            "met": worst["ratio_api_floor"] <= TARGET_CALL_RATIO,
+            "note": "ratio to the issue's floor; the engine floor adds the re-list: "
+            + ", ".join(f"{r['items']}: {r['ratio_engine_floor']:.3f}" for r in calls),
+        }
+    )
+    reference = _pick(calls, 10_000) or calls[-1]
+    out.append(
+        {
+            "target": f"naive baseline / actual >= {TARGET_BASELINE_FACTOR:g} at 10,000 items",
+            "figure": f"{reference['items']}: {reference['naive_over_actual']:.1f}x",
+            "met": reference["naive_over_actual"] >= TARGET_BASELINE_FACTOR,
+            "note": f"{reference['naive_calls']} vs {reference['calls_client']} calls",
+        }
+    )
+    engine = results["rate_limited"][0]
+    out.append(
+        {
+            "target": f"{engine['items']}-item wall time <= {TARGET_WALL_RATIO} x rate-limit "
+            "floor, no 429",
+            "figure": f"{engine['clock_seconds']:.1f} s vs floor {engine['floor_seconds']:.1f} s "
+            f"({engine['ratio_to_floor']:.2f}x), {engine['responses_429']} x 429",
+            "met": engine["ratio_to_floor"] <= TARGET_WALL_RATIO and engine["responses_429"] == 0,
+            "note": "virtual (Pleo) time on trio's MockClock",
+        }
+    )
+    noop = [r for r in results["cpu"] if r["label"] == "no-op connector"]
+    cpu_row = _pick(noop, 10_000) or max(noop, key=lambda r: r["items"])
+    out.append(
+        {
+            "target": f"engine CPU <= {TARGET_CPU_MS} ms/item (no-op connector)",
+            "figure": f"{cpu_row['engine_ms_per_item']:.3f} ms/item at {cpu_row['items']} items",
+            "met": cpu_row["engine_ms_per_item"] <= TARGET_CPU_MS,
+            "note": "sandbox CPU measured separately and subtracted; engine process with the "
+            "sandbox in another process (real HTTP client stack): "
+            + ", ".join(
+                f"{r['items']}: {r['engine_only_cpu_ms_per_item']:.3f}" for r in results["rss"]
+            ),
+        }
+    )
+    rss = results["rss"]
+    if len(rss) >= 2:
+        big, small = rss[-1], rss[-2]
+        ratio = big["engine_only_peak_mib"] / small["engine_only_peak_mib"]
+        out.append(
+            {
+                "target": f"peak RSS at {big['items']} <= {TARGET_RSS_RATIO} x at {small['items']}",
+                "figure": f"{big['engine_only_peak_mib']:.0f} / "
+                f"{small['engine_only_peak_mib']:.0f} MiB = {ratio:.2f}x",
+                "met": ratio <= TARGET_RSS_RATIO,
+                "note": "engine process only, sandbox in another process; in process: "
+                f"{big['in_process_peak_mib'] / small['in_process_peak_mib']:.2f}x",
+            }
+        )
+    return out
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    m = results["machine"]
+    lines.append(f"# pleo-export benchmarks ({results['mode']} run, {results['finished_at']})")
+    lines.append("")
+    lines.append(
+        f"Machine: {m.get('cpu_model', '?')}, {m.get('cpus_usable')} usable CPUs, "
+        f"{m.get('memory_mib', '?')} MiB RAM, Python {m['python']} ({m['platform']}). "
+        f"Sandbox page size limit: {results['sandbox']['page_size_max']} "
+        f"(default {results['sandbox']['page_size_default']})."
+    )
+    lines += ["", "## Pleo API calls per job (no-op connector, in process)", ""]
+    lines.append(
+        "| items | page | actual | API floor | engine floor (+re-list) | actual/API floor "
+        "| actual/engine floor | naive baseline | naive measured | naive/actual |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["calls"]:
+        naive_measured = r["naive_measured"] if r["naive_measured"] is not None else "-"
+        lines.append(
+            f"| {r['items']:,} | {r['page_size']} | {r['calls_client']} | {r['api_floor']} "
+            f"| {r['engine_floor']} | {r['ratio_api_floor']:.3f} | {r['ratio_engine_floor']:.3f} "
+            f"| {r['naive_calls']:,} | {naive_measured} | {r['naive_over_actual']:.1f} |"
+        )
+    t = results["transport"]
+    lines += [
+        "",
+        f"Transport check ({t['items']} items): {t['calls_in_process']} calls in process, "
+        f"{t['calls_loopback_http']} over loopback HTTP; per-endpoint counts identical: "
+        f"{'yes' if t['identical'] else 'NO'}.",
+    ]
+    lines += ["", "## Wall time at the rate limit (trio virtual clock)", ""]
+    lines.append(
+        "| run | items | calls | Pleo time (s) | floor calls/budget (s) | sliding-window floor (s) "
+        "| time/floor | 429s | real time (s) |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["rate_limited"]:
+        lines.append(
+            f"| {r['label']} | {r['items']:,} | {r['calls']:,} | {r['clock_seconds']:.1f} "
+            f"| {r['floor_seconds']:.1f} | {r['window_floor_seconds']:.1f} "
+            f"| {r['ratio_to_floor']:.3f} | {r['responses_429']} | {r['real_seconds']:.1f} |"
+        )
+    lines += ["", "## CPU per item and connector throughput (no rate limit)", ""]
+    lines.append(
+        "| run | items | process CPU ms/item | sandbox ms/item | engine ms/item | items/s |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for r in results["cpu"]:
+        lines.append(
+            f"| {r['label']} | {r['items']:,} | {_f(r['cpu_ms_per_item'])} "
+            f"| {_f(r['sandbox_ms_per_item'])} | {_f(r['engine_ms_per_item'])} "
+            f"| {_f(r['items_per_second'], 0)} |"
+        )
+    p = results["profile"]
+    lines += ["", f"Profile of the engine process ({p['items']} items, cProfile):", ""]
+    lines.append("| component | share of process | share of engine |")
+    lines.append("|---|---:|---:|")
+    for name, c in p["components"].items():
+        engine_share = "-" if c["share_of_engine"] is None else f"{c['share_of_engine']:.0%}"
+        lines.append(f"| {name} | {c['share_of_total']:.0%} | {engine_share} |")
+    lines += ["", "## Peak RSS (fresh process per size)", ""]
+    lines.append(
+        "| items | sandbox in process: peak MiB | engine only (sandbox in another process): "
+        "peak MiB | engine only: before the run MiB | engine only: CPU ms/item |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|")
+    for r in results["rss"]:
+        lines.append(
+            f"| {r['items']:,} | {r['in_process_peak_mib']:.0f} | {r['engine_only_peak_mib']:.0f} "
+            f"| {r['engine_only_before_mib']:.0f} | {_f(r['engine_only_cpu_ms_per_item'])} |"
+        )
+    lines += ["", "## Targets", "", "| target | figure | met | note |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        lines.append(
+            f"| {t['target']} | {t['figure']} | {'yes' if t['met'] else 'NO'} | {t['note']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("sizes are positive integers, e.g. 100,1000,10000")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="pleo-export benchmarks: Pleo API calls, time at the rate limit, CPU, RSS.",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=list(DEFAULT_SIZES),
+        help="job sizes for the call-count, CPU and RSS runs (default 100,1000,10000,100000)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results", help="where latest.json goes"
+    )
+    args = parser.parse_args(argv)
+    sizes: list[int] = list(QUICK_SIZES) if args.quick else args.sizes
+    small = sizes[-1] if args.quick else 10_000
+    rss_sizes = sizes if args.quick else [s for s in sizes if s >= 1_000] or sizes
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "sandbox": {
+            "page_size_max": SandboxConfig().page_size_max,
+            "page_size_default": SandboxConfig().page_size_default,
+            "rate_limit_per_minute": SandboxConfig().rate_limit_per_minute,
+        },
+        "engine": {
+            "page_size": CLIENT_PAGE,
+            "requests_per_minute": ENGINE_BUDGET,
+            "report_batch_size": PUT_BATCH,
+        },
+        "sizes": sizes,
+    }
+    # First, while this process is still small (see bench.child.ru_maxrss_kib).
+    results["rss"] = bench_rss(rss_sizes)
+    results["calls"] = bench_calls(sizes, naive_max=sizes[-1] if args.quick else 1_000)
+    results["transport"] = bench_transport(sizes[0] if args.quick else 1_000)
+    results["rate_limited"] = bench_rate_limited(small)
+    results["cpu"] = bench_cpu(
+        results["calls"],
+        beancount_items=sizes[0] if args.quick else 2_000,
+        receipts_items=0 if args.quick else 200,
+    )
+    results["profile"] = bench_profile(sizes[0] if args.quick else 3_000)
+    results["targets"] = targets(results)
+    results["seconds"] = time.perf_counter() - started
+    results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    markdown = render(results)
+    print(markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / "latest.md").write_text(markdown)
+    log(f"done in {results['seconds']:.0f} s; wrote {args.out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
