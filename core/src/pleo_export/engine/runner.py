@@ -258,7 +258,9 @@ class ExportEngine:
             return None
         await self.store.mark_started(job.id)
         log.info("job started", extra=_ctx(job, event="job.started", items=job.number_of_items))
-        return await self.client.get_job(job.id)
+        # Pleo answered 202: the job is in progress now. Re-reading it would cost a call per job
+        # and tell nothing the engine uses.
+        return job.model_copy(update={"status": ExportJobStatus.IN_PROGRESS})
 
     async def pre_export_validation(self, job: ExportJob) -> tuple[JobReason, str] | None:
         """Pre-export validation: the problem that prevents ``job`` from running, or ``None``."""
