@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pleo_export.pleo import errors as codes
 from pleo_export.pleo.models import (
@@ -70,6 +70,7 @@ from pleo_export.sandbox.store import (
     is_uuid,
     paginate,
 )
+from pleo_export.sandbox.transport import SandboxTransport, call_buffered
 
 JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
 FILE_PLACEHOLDER = "sandbox-file:"
@@ -510,8 +511,6 @@ class Sandbox:
         self.faults.clear()
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        from pleo_export.sandbox.transport import SandboxTransport
-
         return SandboxTransport(self.app)
 
     # --- files --------------------------------------------------------------------------------
@@ -613,7 +612,7 @@ class Sandbox:
         if fault is not None and kind == "server_error":
             error = ApiError(fault.status, "SERVER_ERROR", "Injected server error (sandbox fault).")
             return _render(_error_response(error))
-        return await _call(self._api, scope, raw_body)
+        return await call_buffered(self._api, scope, raw_body)
 
     def _build_api(self) -> Starlette:
         def api(scope_name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -1009,35 +1008,6 @@ async def _read_body(receive: Receive) -> bytes:
 
 def _render(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     return response.status_code, list(response.raw_headers), bytes(response.body)
-
-
-async def _call(
-    app: ASGIApp, scope: Scope, body: bytes
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Run ``app`` on a buffered request and buffer its response."""
-    sent = False
-    status = 500
-    headers: list[tuple[bytes, bytes]] = []
-    chunks: list[bytes] = []
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def send(message: Message) -> None:
-        nonlocal status, headers
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            headers = list(message.get("headers", []))
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, headers, b"".join(chunks)
 
 
 async def _drop(send: Send, when: str) -> None:

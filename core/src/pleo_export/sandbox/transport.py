@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import httpx
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Scope
 
 from pleo_export.sandbox.faults import DROP_HEADER
 
@@ -64,30 +64,40 @@ class SandboxTransport(httpx.AsyncBaseTransport):
             "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
             "extensions": {},
         }
-        request_sent = False
-        response_done = anyio.Event()
-        status = 500
-        headers: list[tuple[bytes, bytes]] = []
-        chunks: list[bytes] = []
+        return await call_buffered(self.app, scope, body)
 
-        async def receive() -> Message:
-            nonlocal request_sent
-            if not request_sent:
-                request_sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await response_done.wait()
-            return {"type": "http.disconnect"}
 
-        async def send(message: Message) -> None:
-            nonlocal status, headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    response_done.set()
+async def call_buffered(
+    app: ASGIApp, scope: Scope, body: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Run ``app`` on a request whose body is ``body`` and buffer its response.
 
-        await self.app(scope, receive, send)
-        response_done.set()
-        return status, headers, b"".join(chunks)
+    After the response ends the app sees ``http.disconnect``, as it would from a server.
+    """
+    request_sent = False
+    response_done = anyio.Event()
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+
+    async def receive() -> Message:
+        nonlocal request_sent
+        if not request_sent:
+            request_sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await response_done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                response_done.set()
+
+    await app(scope, receive, send)
+    response_done.set()
+    return status, headers, b"".join(chunks)
