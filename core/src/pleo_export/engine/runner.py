@@ -216,10 +216,7 @@ class ExportEngine:
                     JobReason.MISSING_CONFIGURATION,
                     "Pleo will not hand out export items until every Pleo account has a contra "
                     f"account: map them in Pleo's accounting settings ({error.message})",
-                    finish_hooks=False,
                 )
-                self.progress.job_finished(job, report)
-                self.hooks.job_finished(job=job, report=report)
                 return report
             await self._flush(job, report, force=True)
             await self._complete(job, report)
@@ -300,8 +297,6 @@ class ExportEngine:
         report: JobReport,
         reason: JobReason,
         message: str,
-        *,
-        finish_hooks: bool = True,
     ) -> None:
         report.failure_reason_type = reason.value
         report.failure_reason = message
@@ -315,9 +310,8 @@ class ExportEngine:
             await self._send_final(job, ExportJobEventType.FAILED, reason, message)
             report.final_event = ExportJobEventType.FAILED.value
             await self.store.finish_job(job.id, ExportJobEventType.FAILED.value, message)
-        if finish_hooks:
-            self.progress.job_finished(job, report)
-            self.hooks.job_finished(job=job, report=report)
+        self.progress.job_finished(job, report)
+        self.hooks.job_finished(job=job, report=report)
 
     async def _read_control_layer(self, job: ExportJob, report: JobReport) -> None:
         statuses: Counter[str] = Counter()
