@@ -14,7 +14,9 @@ from pleo_export.state.base import (
     ItemRecord,
     JobCounts,
     JobRecord,
+    Lease,
     StateStore,
+    StoredToken,
 )
 
 if TYPE_CHECKING:
@@ -28,8 +30,10 @@ __all__ = [
     "ItemRecord",
     "JobCounts",
     "JobRecord",
+    "Lease",
     "StateStore",
     "StateStoreError",
+    "StoredToken",
     "open_store",
 ]
 

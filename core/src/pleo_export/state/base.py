@@ -74,6 +74,33 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A named, expiring lock held by one worker (see :meth:`StateStore.acquire_lease`)."""
+
+    name: str
+    holder: str
+    expires_at: datetime
+    fencing_token: int
+    """Increases every time the lease changes hands; lets a store reject a stale holder."""
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """OAuth tokens of one installation, as kept in the state store.
+
+    ``generation`` increases on every replacement; :meth:`StateStore.replace_token` compares it
+    so that a refresh token, once spent, is never written back by a slower process.
+    """
+
+    key: str
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    generation: int
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
 class JobCounts:
     total: int
     queued: int
@@ -152,3 +179,32 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def counts(self, job_id: str) -> JobCounts: ...
+
+    # leases: at most one worker per company (and one OAuth refresh at a time)
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
+        """Take the lease ``name`` for ``holder`` for ``ttl_seconds``, or return ``None``.
+
+        Succeeds when nobody holds it, when its holder let it expire (a dead worker), or when
+        ``holder`` already holds it (then it is extended). Atomic across processes.
+        """
+
+    @abc.abstractmethod
+    async def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
+        """Extend a lease still held by ``lease.holder``; ``None`` when it was lost."""
+
+    @abc.abstractmethod
+    async def release_lease(self, lease: Lease) -> None:
+        """Give the lease up (no-op when it was already lost)."""
+
+    # OAuth tokens
+    @abc.abstractmethod
+    async def get_token(self, key: str) -> StoredToken | None: ...
+
+    @abc.abstractmethod
+    async def replace_token(
+        self, key: str, expected_generation: int | None, token: StoredToken
+    ) -> bool:
+        """Store ``token`` if the stored generation is ``expected_generation`` (``None``: none
+        stored yet); return ``False`` and change nothing otherwise. The stored generation
+        becomes ``expected_generation + 1`` (or 1)."""
