@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -40,7 +41,9 @@ from pleo_export.state.base import (
     ItemRecord,
     JobCounts,
     JobRecord,
+    Lease,
     StateStore,
+    StoredToken,
 )
 
 __all__ = ["SCHEMA_VERSION", "Durability", "SQLiteStateStore"]
@@ -110,7 +113,36 @@ def _migrate_to_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_v1,)
+_SCHEMA_V2: tuple[str, ...] = (
+    # Named expiring locks: one worker per company, one OAuth refresh at a time.
+    """
+    CREATE TABLE leases (
+        name           TEXT PRIMARY KEY,
+        holder         TEXT NOT NULL,
+        expires_at     REAL NOT NULL,  -- Unix time; wall clock, comparable across processes
+        fencing_token  INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE tokens (
+        key            TEXT PRIMARY KEY,
+        access_token   TEXT NOT NULL,
+        refresh_token  TEXT NOT NULL,
+        expires_at     TEXT NOT NULL,
+        generation     INTEGER NOT NULL,
+        scope          TEXT,
+        updated_at     TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+
+def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V2:
+        conn.execute(statement)
+
+
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_v1, _migrate_to_v2)
 """``_MIGRATIONS[n]`` takes a database from ``user_version`` n to n + 1. Append, never edit."""
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -629,6 +661,113 @@ class SQLiteStateStore(StateStore):
             skipped=skipped,
             unreported=unreported,
         )
+
+    # ------------------------------------------------------------------ leases
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
+        now = time.time()
+        async with self._lock:
+            with self._write("take a lease") as conn:
+                row = conn.execute(
+                    "SELECT holder, expires_at, fencing_token FROM leases WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None:
+                    token = 1
+                    conn.execute(
+                        "INSERT INTO leases (name, holder, expires_at, fencing_token) "
+                        "VALUES (?, ?, ?, ?)",
+                        (name, holder, now + ttl_seconds, token),
+                    )
+                elif row["holder"] == holder or row["expires_at"] <= now:
+                    token = row["fencing_token"] + (0 if row["holder"] == holder else 1)
+                    conn.execute(
+                        "UPDATE leases SET holder = ?, expires_at = ?, fencing_token = ? "
+                        "WHERE name = ?",
+                        (holder, now + ttl_seconds, token, name),
+                    )
+                else:
+                    return None
+        return Lease(name, holder, _from_unix(now + ttl_seconds), token)
+
+    async def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
+        now = time.time()
+        async with self._lock:
+            with self._write("renew a lease") as conn:
+                changed = conn.execute(
+                    "UPDATE leases SET expires_at = ? "
+                    "WHERE name = ? AND holder = ? AND fencing_token = ? AND expires_at > ?",
+                    (now + ttl_seconds, lease.name, lease.holder, lease.fencing_token, now),
+                ).rowcount
+        if not changed:
+            return None
+        return Lease(lease.name, lease.holder, _from_unix(now + ttl_seconds), lease.fencing_token)
+
+    async def release_lease(self, lease: Lease) -> None:
+        async with self._lock:
+            with self._write("release a lease") as conn:
+                conn.execute(
+                    "DELETE FROM leases WHERE name = ? AND holder = ? AND fencing_token = ?",
+                    (lease.name, lease.holder, lease.fencing_token),
+                )
+
+    # ------------------------------------------------------------------ tokens
+
+    async def get_token(self, key: str) -> StoredToken | None:
+        async with self._lock:
+            with self._errors("read OAuth tokens"):
+                row = (
+                    self._connection()
+                    .execute(
+                        "SELECT key, access_token, refresh_token, expires_at, generation, scope "
+                        "FROM tokens WHERE key = ?",
+                        (key,),
+                    )
+                    .fetchone()
+                )
+        if row is None:
+            return None
+        return StoredToken(
+            key=row["key"],
+            access_token=row["access_token"],
+            refresh_token=row["refresh_token"],
+            expires_at=_dt(row["expires_at"]),
+            generation=row["generation"],
+            scope=row["scope"],
+        )
+
+    async def replace_token(
+        self, key: str, expected_generation: int | None, token: StoredToken
+    ) -> bool:
+        now = _now()
+        generation = (expected_generation or 0) + 1
+        values = (
+            token.access_token,
+            token.refresh_token,
+            _ts(token.expires_at),
+            generation,
+            token.scope,
+            now,
+        )
+        async with self._lock:
+            with self._write("store OAuth tokens") as conn:
+                if expected_generation is None:
+                    changed = conn.execute(
+                        "INSERT OR IGNORE INTO tokens (access_token, refresh_token, expires_at, "
+                        "generation, scope, updated_at, key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (*values, key),
+                    ).rowcount
+                else:
+                    changed = conn.execute(
+                        "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, "
+                        "generation = ?, scope = ?, updated_at = ? "
+                        "WHERE key = ? AND generation = ?",
+                        (*values, key, expected_generation),
+                    ).rowcount
+        return bool(changed)
+
+
+def _from_unix(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def _unknown_item(job_id: str, accounting_entry_id: str) -> str:
