@@ -9,6 +9,7 @@ calls, per job and per item::
     prepared = await connector.prepare(plan)   # resolve accounts, validate; raise ItemRejected
     record = await connector.find_existing(plan.reference)   # LOOKUP_BY_REFERENCE only
     record = await connector.post(prepared)    # write to the target
+    # or, with BATCH_POSTING: records = await connector.post_batch([prepared, ...])
     await connector.close()
 
 ``prepare`` must not write anything: ``--dry-run`` runs it for every item and shows the result.
@@ -216,6 +217,29 @@ class Connector(abc.ABC, Generic[SettingsT]):
     @abc.abstractmethod
     async def post(self, prepared: PreparedEntry) -> ExternalRecord:
         """Write the entry to the target and say where it landed."""
+
+    def batch_size(self) -> int:
+        """How many prepared entries the engine hands to :meth:`post_batch` at once.
+
+        Only used with ``BATCH_POSTING``. Defaults to the manifest's ``limits.max_batch_size``;
+        override to read it from settings (a batch never spans two jobs).
+        """
+        return self.manifest.limits.max_batch_size
+
+    async def post_batch(
+        self, entries: Sequence[PreparedEntry]
+    ) -> Sequence[ExternalRecord | ItemRejected]:
+        """Write several entries as one delivery (``BATCH_POSTING``); answer per entry, in order.
+
+        Raise to fail the whole batch with :meth:`post`'s meaning:
+        :class:`TargetTemporarilyUnavailable` (nothing was written; the engine retries the
+        batch), :class:`OutcomeUncertain` or an unclassified exception (it may have landed: each
+        entry is looked up by reference before anything is posted again), :class:`JobRejected`
+        (the target stopped accepting entries).
+        """
+        raise NotImplementedError(
+            f"connector {self.manifest.id!r} declares batch_posting but has no post_batch"
+        )
 
     async def find_existing(self, reference: str) -> ExternalRecord | None:
         """Find an entry posted earlier for ``reference`` (``LOOKUP_BY_REFERENCE``)."""

@@ -133,6 +133,12 @@ class ExportEngine:
         self._last_flush = 0.0
         self._recorded_since_flush = 0
         """Outcomes recorded since the last report: spares a store query per item."""
+        self._batching = (
+            Capability.BATCH_POSTING in self.manifest.capabilities and not self.options.dry_run
+        )
+        self._batch: list[tuple[str, PreparedEntry]] = []
+        """BATCH_POSTING: prepared entries of the current job waiting for ``post_batch``."""
+        self._batch_limit = 1
         if not 1 <= self.options.report_batch_size <= MAX_REPORT_BATCH:
             raise ValueError(f"report_batch_size must be between 1 and {MAX_REPORT_BATCH}")
 
@@ -331,6 +337,9 @@ class ExportEngine:
     async def _process_items(self, job: ExportJob, report: JobReport) -> None:
         self._aborted = None
         self._last_flush = anyio.current_time()
+        self._batch = []
+        if self._batching:
+            self._batch_limit = max(1, self.connector.batch_size())
         dry_seen: set[str] = set()  # a dry run records nothing, so it remembers what it showed
         async for page in self.client.iter_export_items(job.id):
             for raw in page:
@@ -355,7 +364,11 @@ class ExportEngine:
                         continue
                     dry_seen.add(entry_id)
                 await self._process_item(job, report, record, raw)
+                if len(self._batch) >= self._batch_limit:
+                    await self._post_batch(job, report)
                 await self._flush(job, report)
+        if self._batch:
+            await self._post_batch(job, report)
         # Control-layer items for which Pleo returned no data.
         for record in await self.store.items(job.id, [ItemPhase.QUEUED, ItemPhase.POSTING]):
             if record.accounting_entry_id in dry_seen:
@@ -377,7 +390,7 @@ class ExportEngine:
                 failure_reason_type=rejected.reason_type.value,
                 failure_reason=rejected.message[:MAX_FAILURE_REASON],
             )
-        if outcome is None:  # dry run
+        if outcome is None:  # dry run, or waiting in a batch
             return
         if self.options.dry_run:
             if not outcome.succeeded:
@@ -385,6 +398,11 @@ class ExportEngine:
                     entry_id, outcome.failure_reason_type or "", outcome.failure_reason or ""
                 )
             return
+        await self._record(job, report, entry_id, outcome)
+
+    async def _record(
+        self, job: ExportJob, report: JobReport, entry_id: str, outcome: ItemOutcome
+    ) -> None:
         await self.store.record_outcome(job.id, entry_id, outcome)
         self._recorded_since_flush += 1
         if outcome.succeeded:
@@ -468,6 +486,9 @@ class ExportEngine:
             if self.options.on_preview is not None:
                 self.options.on_preview(prepared)
             return None
+        if self._batching:
+            self._batch.append((entry_id, prepared))
+            return None
         return await self._post(job, entry_id, prepared, lookup)
 
     async def _post(
@@ -500,14 +521,96 @@ class ExportEngine:
                     if attempt < attempts:
                         await self._backoff(attempt, None, entry_id, classified)
                         continue
-                raise ItemRejected(
-                    ItemReason.UNEXPECTED_FAILURE,
-                    f"posting did not confirm ({classified.message}); the entry may or may not "
-                    f"be in the accounting system: check for reference {entry_id} there before "
-                    "exporting the expense again",
-                ) from error
+                raise _unconfirmed(entry_id, classified) from error
             return _success(record, recovered=False)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post_batch(self, job: ExportJob, report: JobReport) -> None:
+        """Post the collected entries with ``post_batch`` and record every entry's outcome.
+
+        The same rules as for single posts: intents are durable before the call; a transient
+        failure retries the batch; an uncertain one looks every entry up by reference and
+        re-posts only those not found; nothing is re-posted without a lookup.
+        """
+        pending, self._batch = self._batch, []
+        lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
+        attempts = self.options.post_attempts
+        attempt = 0
+        while pending:
+            attempt += 1
+            for entry_id, _ in pending:
+                await self.store.record_intent(job.id, entry_id)
+            try:
+                results = list(await self.connector.post_batch([p for _, p in pending]))
+                if len(results) != len(pending):
+                    raise OutcomeUncertain(
+                        f"post_batch answered {len(results)} results for {len(pending)} entries"
+                    )
+            except Exception as error:
+                classified = self._classify(error, during="post")
+                log.warning(
+                    "batch post failed",
+                    extra=_ctx(
+                        job,
+                        event="batch.error",
+                        entries=len(pending),
+                        attempt=attempt,
+                        kind=type(classified).__name__,
+                        reason=classified.message,
+                    ),
+                )
+                if isinstance(classified, TargetTemporarilyUnavailable) and attempt < attempts:
+                    await self._backoff(attempt, classified.retry_after, None, classified)
+                    continue
+                terminal = (ItemRejected, JobRejected, TargetTemporarilyUnavailable)
+                if isinstance(classified, terminal):
+                    await self._fail_all(job, report, pending, self._as_item_failure(classified))
+                    return
+                if not lookup:
+                    for entry_id, _ in pending:
+                        failure = _unconfirmed(entry_id, classified)
+                        await self._fail_all(job, report, [(entry_id, None)], failure)
+                    return
+                remaining: list[tuple[str, PreparedEntry]] = []
+                for entry_id, prepared in pending:
+                    try:
+                        found = await self._lookup(entry_id)
+                    except ConnectorError as lookup_error:
+                        failure = self._as_item_failure(lookup_error)
+                        await self._fail_all(job, report, [(entry_id, None)], failure)
+                        continue
+                    if found is not None:
+                        await self._record(job, report, entry_id, _success(found, recovered=True))
+                    elif attempt < attempts:
+                        remaining.append((entry_id, prepared))
+                    else:
+                        failure = _unconfirmed(entry_id, classified)
+                        await self._fail_all(job, report, [(entry_id, None)], failure)
+                pending = remaining
+                if pending:
+                    await self._backoff(attempt, None, None, classified)
+                continue
+            for (entry_id, _), result in zip(pending, results, strict=True):
+                if isinstance(result, ItemRejected):
+                    await self._fail_all(job, report, [(entry_id, None)], result)
+                else:
+                    await self._record(job, report, entry_id, _success(result, recovered=False))
+            return
+
+    async def _fail_all(
+        self,
+        job: ExportJob,
+        report: JobReport,
+        entries: Sequence[tuple[str, PreparedEntry | None]],
+        failure: ItemRejected,
+    ) -> None:
+        outcome = ItemOutcome(
+            succeeded=False,
+            failure_reason_type=failure.reason_type.value,
+            failure_reason=failure.message[:MAX_FAILURE_REASON],
+        )
+        for entry_id, _ in entries:
+            await self._record(job, report, entry_id, outcome)
 
     def _as_item_failure(self, error: ConnectorError) -> ItemRejected:
         """Any connector error, turned into this item's failure (and the job's abort)."""
@@ -774,6 +877,15 @@ class ExportEngine:
 
 def _ctx(job: ExportJob, **fields: Any) -> dict[str, Any]:
     return {"job_id": job.id, "company_id": job.company_id, **fields}
+
+
+def _unconfirmed(entry_id: str, error: ConnectorError) -> ItemRejected:
+    return ItemRejected(
+        ItemReason.UNEXPECTED_FAILURE,
+        f"posting did not confirm ({error.message}); the entry may or may not be in the "
+        f"accounting system: check for reference {entry_id} there before exporting the "
+        "expense again",
+    )
 
 
 def _success(record: ExternalRecord, *, recovered: bool) -> ItemOutcome:
