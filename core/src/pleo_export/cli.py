@@ -185,7 +185,12 @@ def main(
 
 @main.command()
 @click.option(
-    "--watch", is_flag=True, help="Keep polling for new jobs (every engine.poll_interval s)."
+    "--watch",
+    is_flag=True,
+    help=(
+        "Keep running: poll for new jobs every engine.poll_interval s, and sooner when a "
+        "Pleo webhook arrives (webhooks.listen)."
+    ),
 )
 @click.option(
     "--dry-run",
@@ -240,6 +245,7 @@ async def _run_async(
 ) -> int:
     from pleo_export.app import open_session
     from pleo_export.engine.runner import EngineOptions
+    from pleo_export.webhooks import receiver
 
     settings = obj.settings()
     progress = TerminalProgress(enabled=not quiet and not as_json and not dry_run)
@@ -247,7 +253,11 @@ async def _run_async(
     previews: list[dict[str, Any]] = []
     if dry_run and as_json:
         options.on_preview = lambda p: previews.append(_preview_json(p))
-    async with open_session(settings, dry_run=dry_run, progress=progress, options=options) as s:
+    hook = settings.webhooks
+    async with (
+        open_session(settings, dry_run=dry_run, progress=progress, options=options) as s,
+        receiver(hook.listen if watch else None, hook.secret, hook.path) as wakeups,
+    ):
         while True:
             if job_id:
                 job_report = await s.engine.run_job(job_id)
@@ -265,7 +275,7 @@ async def _run_async(
                 _print_report(report)
             if not watch:
                 return _exit_code(report)
-            await anyio.sleep(settings.engine.poll_interval)
+            await wakeups.wait(settings.engine.poll_interval)
 
 
 def _print_preview(prepared: PreparedEntry) -> None:

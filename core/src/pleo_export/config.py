@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -119,6 +127,25 @@ class SandboxSettings(_Section):
     """Share of items whose category is missing from the target, to show failed items."""
 
 
+class WebhookSettings(_Section):
+    """The ``v1.export-job.created`` receiver that wakes ``run --watch`` (see docs/lifecycle.md)."""
+
+    listen: str | None = None
+    """``host:port`` to accept Pleo's webhook deliveries on; unset: poll only."""
+    path: str = "/pleo/webhooks"
+    secret: SecretStr | None = None
+    """The subscription's ``whsec_...`` signing secret (``GET /v1/subscriptions/{id}/secret``)."""
+
+    @model_validator(mode="after")
+    def _secret_with_listen(self) -> WebhookSettings:
+        if self.listen and self.secret is None:
+            raise ValueError(
+                "webhooks.secret is required when webhooks.listen is set: unsigned deliveries "
+                "are refused; copy the subscription's whsec_ secret"
+            )
+        return self
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "warning"
     format: Literal["text", "json"] = "text"
@@ -138,6 +165,7 @@ class Settings(BaseSettings):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     config_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -71,6 +71,7 @@ from pleo_export.sandbox.store import (
     paginate,
 )
 from pleo_export.sandbox.transport import SandboxTransport, call_buffered
+from pleo_export.sandbox.webhooks import WebhookEmitter
 
 JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
 FILE_PLACEHOLDER = "sandbox-file:"
@@ -357,6 +358,9 @@ class Sandbox:
             self.config.rate_limit_per_minute, self.config.rate_limit_window, self.clock
         )
         self.faults = FaultInjector()
+        self.webhooks = WebhookEmitter()
+        """``v1.export-job.created`` deliveries: subscribe a URL, then ``await deliver()``."""
+        self.store.on_job_created.append(self.webhooks.job_created)
         self.requests: list[RequestRecord] = []
         self.on_exchange: Callable[[RequestRecord], None] | None = None
         self.base_url = self.config.base_url

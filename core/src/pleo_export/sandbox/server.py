@@ -8,32 +8,11 @@ exports and faults can then be set up through the admin endpoints under ``/_sand
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
-import sniffio
-
+from pleo_export.httpserver import running_app, uvicorn_config
 from pleo_export.sandbox.app import Sandbox
-
-
-def _uvicorn_config(sandbox: Sandbox, host: str, port: int, log_level: str) -> object:
-    try:
-        import uvicorn
-    except ImportError as error:  # pragma: no cover - depends on the installed extras
-        raise RuntimeError(
-            "serving the sandbox over HTTP needs uvicorn: pip install 'pleo-export[sandbox]'"
-        ) from error
-    return uvicorn.Config(
-        sandbox.app,
-        host=host,
-        port=port,
-        lifespan="off",
-        interface="asgi3",
-        log_level=log_level,
-        access_log=False,
-    )
 
 
 def serve(
@@ -43,8 +22,8 @@ def serve(
     import uvicorn
 
     sandbox.base_url = f"http://{host}:{port}"
-    config = _uvicorn_config(sandbox, host, port, log_level)
-    uvicorn.Server(config).run()  # type: ignore[arg-type]
+    config = uvicorn_config(sandbox.app, host, port, log_level)
+    uvicorn.Server(config).run()
 
 
 @asynccontextmanager
@@ -55,27 +34,10 @@ async def running_server(
 
     ``port=0`` picks a free port. uvicorn runs on asyncio, so this needs the asyncio backend.
     """
-    import uvicorn
-
-    if sniffio.current_async_library() != "asyncio":
-        raise RuntimeError("running_server needs the asyncio backend (uvicorn runs on asyncio)")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(_uvicorn_config(sandbox, host, bound_port, log_level))  # type: ignore[arg-type]
     previous_url = sandbox.base_url
-    sandbox.base_url = f"http://{host}:{bound_port}"
     try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(server.serve, [sock])
-            with anyio.fail_after(10):
-                while not server.started:  # noqa: ASYNC110 - uvicorn only exposes a flag
-                    await anyio.sleep(0.01)
-            try:
-                yield sandbox.base_url
-            finally:
-                server.should_exit = True
+        async with running_app(sandbox.app, port, host=host, log_level=log_level) as url:
+            sandbox.base_url = url
+            yield url
     finally:
         sandbox.base_url = previous_url
-        sock.close()

@@ -329,6 +329,8 @@ class Store:
         self.entries: dict[str, dict[str, Any]] = {}
         self.entry_company: dict[str, str] = {}
         self.jobs: dict[str, JobState] = {}
+        self.on_job_created: list[Callable[[JobState], None]] = []
+        """Called for every new job (the sandbox's webhook emitter listens here)."""
         self.scheduled: dict[str, deque[ScheduledExport]] = {}
         self._seq = 0
 
@@ -553,6 +555,8 @@ class Store:
         for entry_id in export.accounting_entry_ids:
             job.items[entry_id] = JobItemState(entry_id, self._next_seq())
         self.jobs[job.id] = job
+        for listener in self.on_job_created:
+            listener(job)
         return job
 
     def list_jobs(
