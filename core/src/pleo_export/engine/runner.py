@@ -138,6 +138,7 @@ class ExportEngine:
         )
         self._batch: list[tuple[str, PreparedEntry]] = []
         """BATCH_POSTING: prepared entries of the current job waiting for ``post_batch``."""
+        self._batch_ids: set[str] = set()
         self._batch_limit = 1
         if not 1 <= self.options.report_batch_size <= MAX_REPORT_BATCH:
             raise ValueError(f"report_batch_size must be between 1 and {MAX_REPORT_BATCH}")
@@ -338,19 +339,27 @@ class ExportEngine:
         self._aborted = None
         self._last_flush = anyio.current_time()
         self._batch = []
+        self._batch_ids = set()
         if self._batching:
             self._batch_limit = max(1, self.connector.batch_size())
         dry_seen: set[str] = set()  # a dry run records nothing, so it remembers what it showed
         async for page in self.client.iter_export_items(job.id):
+            page_seen: set[str] = set()
+            known = await self.store.get_items(
+                job.id, [e for e in map(_entry_id, page) if e is not None]
+            )
             for raw in page:
-                entry_id = raw.get("accountingEntryId") if isinstance(raw, dict) else None
-                if not isinstance(entry_id, str):
+                entry_id = _entry_id(raw)
+                if entry_id is None:
                     log.error(
                         "export item without accountingEntryId ignored",
                         extra=_ctx(job, event="item.unidentifiable"),
                     )
                     continue
-                record = await self.store.get_item(job.id, entry_id)
+                if entry_id in page_seen or entry_id in self._batch_ids:
+                    continue  # a repeat of an item already handled (the snapshot is older)
+                page_seen.add(entry_id)
+                record = known.get(entry_id)
                 if record is None:
                     log.warning(
                         "export item not among the job's items; ignored",
@@ -488,6 +497,7 @@ class ExportEngine:
             return None
         if self._batching:
             self._batch.append((entry_id, prepared))
+            self._batch_ids.add(entry_id)
             return None
         return await self._post(job, entry_id, prepared, lookup)
 
@@ -533,6 +543,7 @@ class ExportEngine:
         re-posts only those not found; nothing is re-posted without a lookup.
         """
         pending, self._batch = self._batch, []
+        self._batch_ids = set()
         lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
         attempts = self.options.post_attempts
         attempt = 0
@@ -877,6 +888,11 @@ class ExportEngine:
 
 def _ctx(job: ExportJob, **fields: Any) -> dict[str, Any]:
     return {"job_id": job.id, "company_id": job.company_id, **fields}
+
+
+def _entry_id(raw: Any) -> str | None:
+    entry_id = raw.get("accountingEntryId") if isinstance(raw, dict) else None
+    return entry_id if isinstance(entry_id, str) else None
 
 
 def _unconfirmed(entry_id: str, error: ConnectorError) -> ItemRejected:

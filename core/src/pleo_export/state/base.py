@@ -154,6 +154,20 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def get_item(self, job_id: str, accounting_entry_id: str) -> ItemRecord | None: ...
 
+    async def get_items(
+        self, job_id: str, accounting_entry_ids: Sequence[str]
+    ) -> dict[str, ItemRecord]:
+        """The known items among ``accounting_entry_ids``, by id (one page of export items).
+
+        Backends override this with a single query; the default asks item by item.
+        """
+        found: dict[str, ItemRecord] = {}
+        for entry_id in accounting_entry_ids:
+            record = await self.get_item(job_id, entry_id)
+            if record is not None:
+                found[entry_id] = record
+        return found
+
     @abc.abstractmethod
     async def items(
         self, job_id: str, phases: Sequence[ItemPhase] | None = None

@@ -198,6 +198,14 @@ _SELECT_ITEM = """
            recovered, reported, updated_at
     FROM items WHERE job_id = ? AND accounting_entry_id = ?
 """
+# ?2 is a JSON array of accounting entry ids.
+_SELECT_ITEMS = """
+    SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
+           external_id, external_url, exported_at, failure_reason_type, failure_reason,
+           recovered, reported, updated_at
+    FROM items
+    WHERE job_id = ?1 AND accounting_entry_id IN (SELECT value FROM json_each(?2))
+"""
 # ?2 is NULL for all phases, else a JSON array of phase values.
 _ITEMS_OF_JOB = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
@@ -534,6 +542,21 @@ class SQLiteStateStore(StateStore):
             with self._errors("read an item"):
                 row = conn.execute(_SELECT_ITEM, (job_id, accounting_entry_id)).fetchone()
         return None if row is None else _item(row)
+
+    async def get_items(
+        self, job_id: str, accounting_entry_ids: Sequence[str]
+    ) -> dict[str, ItemRecord]:
+        """The known items among ``accounting_entry_ids``, in one query per chunk."""
+        found: dict[str, ItemRecord] = {}
+        async with self._lock:
+            conn = self._connection()
+            with self._errors("read items"):
+                for start in range(0, len(accounting_entry_ids), _CHUNK):
+                    chunk = json.dumps(list(accounting_entry_ids[start : start + _CHUNK]))
+                    for row in conn.execute(_SELECT_ITEMS, (job_id, chunk)):
+                        record = _item(row)
+                        found[record.accounting_entry_id] = record
+        return found
 
     async def items(
         self, job_id: str, phases: Sequence[ItemPhase] | None = None
