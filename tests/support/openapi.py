@@ -256,9 +256,10 @@ class OpenApiContract:
         """Raise :class:`ContractViolation` if a recorded exchange breaks the spec.
 
         ``record`` is a ``pleo_export.sandbox.RequestRecord``. The sandbox's own endpoints
-        (``/_sandbox/...``) are not part of Pleo's API and are skipped.
+        (``/_sandbox/...``) and the OAuth server (``/oauth/...``, Pleo's separate auth host) are
+        not part of the Export API spec and are skipped.
         """
-        if record.path.startswith("/_sandbox/"):
+        if record.path.startswith(("/_sandbox/", "/oauth/")):
             return
         request = self.request_errors(record.method, record.path, record.query, record.body)
         problems = []
