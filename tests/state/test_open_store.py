@@ -52,8 +52,8 @@ def test_durability_parameter(url: str, durability: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://user@db/pleo", "unsupported state store URL scheme 'postgresql'"),
         ("mysql://db/pleo", "unsupported state store URL scheme 'mysql'"),
+        ("mysql://user:hunter22@db/pleo", r"'mysql://user:\*\*\*@db/pleo'"),
         ("sqlite+pysqlite:///s.db", "unsupported state store URL scheme"),
         ("sqlite://host/s.db", "has a host part"),
         ("sqlite://", "has a host part"),
@@ -67,8 +67,14 @@ def test_errors_name_the_supported_forms(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as excinfo:
         open_store(url)
     text = str(excinfo.value)
-    for form in ("sqlite:///relative/path.db", "sqlite:////absolute/path.db", "bare filesystem"):
+    for form in (
+        "sqlite:///relative/path.db",
+        "sqlite:////absolute/path.db",
+        "bare filesystem",
+        "postgresql://user@host:5432/dbname",
+    ):
         assert form in text
+    assert "hunter22" not in text
 
 
 @pytest.mark.parametrize(

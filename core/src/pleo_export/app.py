@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import SecretStr
@@ -22,11 +22,13 @@ from pleo_export.config import SANDBOX, ConfigError, Settings, connector_setting
 from pleo_export.connector import (
     Connector,
     ConnectorContext,
+    ConnectorManifest,
     ConnectorSettings,
     ItemRejected,
     JobRejected,
     TargetTemporarilyUnavailable,
 )
+from pleo_export.engine.leases import Worker, WorkerOptions
 from pleo_export.engine.runner import EngineOptions, ExportEngine, Progress
 from pleo_export.host import PluginHost
 from pleo_export.pleo import errors as pleo_errors
@@ -35,6 +37,7 @@ from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
+from pleo_export.pleo.oauth import OAuthInstallation
 from pleo_export.sandbox import Sandbox, SandboxConfig
 from pleo_export.state import open_store
 from pleo_export.state.base import StateStore
@@ -52,6 +55,8 @@ class Session:
     engine: ExportEngine
     company_id: str | None
     sandbox: Sandbox | None = None
+    worker: Worker | None = None
+    """Runs the engine over every configured company under per-company leases."""
 
 
 def build_sandbox(settings: Settings) -> tuple[Sandbox, str, SecretStr]:
@@ -77,7 +82,7 @@ def build_sandbox(settings: Settings) -> tuple[Sandbox, str, SecretStr]:
 
 
 def register_secrets(settings: Settings, connector: ConnectorSettings | None) -> None:
-    for secret in (settings.pleo.api_key, settings.pleo.access_token):
+    for secret in (settings.pleo.api_key, settings.pleo.access_token, settings.oauth.client_secret):
         if secret is not None:
             logs.register_secret(secret.get_secret_value())
     if connector is not None:
@@ -85,6 +90,45 @@ def register_secrets(settings: Settings, connector: ConnectorSettings | None) ->
             value = getattr(connector, name)
             if isinstance(value, SecretStr):
                 logs.register_secret(value.get_secret_value())
+
+
+def oauth_installation(settings: Settings, **options: Any) -> OAuthInstallation:
+    """The OAuth installation configured in ``[oauth]``, with its own state-store handle.
+
+    The tokens live in the state store of ``state.url`` (also for ``--dry-run`` and ``check``,
+    which keep their outbox in memory). ``options`` go to :class:`OAuthInstallation` (tests
+    pass a transport or a clock).
+    """
+    cfg = settings.oauth
+    if cfg.client_id is None:
+        raise ConfigError(
+            "oauth.client_id is not set: add the OAuth client's id to the [oauth] table "
+            "(or PLEO_EXPORT_OAUTH__CLIENT_ID)"
+        )
+    if cfg.client_secret is None or not cfg.client_secret.get_secret_value():
+        raise ConfigError(
+            "oauth.client_secret is required with oauth.client_id: set "
+            "PLEO_EXPORT_OAUTH__CLIENT_SECRET (keep it out of the file)"
+        )
+    logs.register_secret(cfg.client_secret.get_secret_value())
+    auth_url = cfg.resolved_auth_url(settings.pleo.base_url)
+    if auth_url is None:
+        raise ConfigError(
+            "OAuth needs Pleo or a sandbox served over HTTP, but pleo.base_url is 'sandbox' (in "
+            "process): set pleo.base_url to production, staging or the served sandbox's URL, or "
+            "set oauth.auth_url"
+        )
+    return OAuthInstallation(
+        store=open_store(settings.state_url()),
+        auth_url=auth_url,
+        client_id=cfg.client_id,
+        client_secret=cfg.client_secret,
+        redirect_uri=cfg.redirect_uri,
+        scopes=cfg.scopes,
+        installation=cfg.installation,
+        refresh_margin=cfg.refresh_margin,
+        **options,
+    )
 
 
 def load_connector_class(settings: Settings, host: PluginHost) -> type[Connector[Any]]:
@@ -112,17 +156,27 @@ async def open_session(
     progress: Progress | None = None,
     host: PluginHost | None = None,
     options: EngineOptions | None = None,
+    companies: Sequence[str] | None = None,
 ) -> AsyncIterator[Session]:
+    """Everything a command needs, opened; closed on exit.
+
+    ``companies`` replaces ``pleo.company_id``/``pleo.company_ids`` for this session (the
+    ``run --company`` option).
+    """
     host = host or PluginHost(disabled=settings.plugins.disabled)
     connector_cls = load_connector_class(settings, host)
-    conn_settings = connector_settings(
-        connector_cls.manifest, settings.connector.settings, settings.config_dir
-    )
-    register_secrets(settings, conn_settings)
+    serving = list(dict.fromkeys(companies)) if companies else settings.pleo.companies()
+    companies = [] if settings.pleo.base_url == SANDBOX else serving
+    by_company = company_connector_settings(settings, connector_cls.manifest, companies)
+    own_settings = {c: values for c, values in by_company.items() if c is not None}
+    conn_settings = by_company.get(None) or own_settings[companies[0]]
+    for values in by_company.values():
+        register_secrets(settings, values)
 
     sandbox: Sandbox | None = None
-    company_id = settings.pleo.company_id
+    company_id = companies[0] if companies else settings.pleo.company_id
     transport = None
+    oauth: OAuthInstallation | None = None
     if settings.pleo.base_url == SANDBOX:
         sandbox, company_id, key = build_sandbox(settings)
         base_url = sandbox.base_url
@@ -130,13 +184,22 @@ async def open_session(
         transport = sandbox.transport()
     else:
         base_url = settings.pleo.resolved_url()
-        if settings.pleo.api_key is not None:
+        if settings.oauth.client_id is not None:
+            if settings.pleo.api_key is not None or settings.pleo.access_token is not None:
+                raise ConfigError(
+                    "both oauth.client_id and pleo.api_key (or pleo.access_token) are set: "
+                    "authenticate one way, remove the other"
+                )
+            oauth = oauth_installation(settings)
+            auth = oauth.auth()
+        elif settings.pleo.api_key is not None:
             auth = ApiKeyAuth(settings.pleo.api_key)
         elif settings.pleo.access_token is not None:
             auth = BearerTokenAuth(settings.pleo.access_token)
         else:
             raise ConfigError(
-                "pleo.api_key (or pleo.access_token) is required when pleo.base_url is "
+                "pleo.api_key (or pleo.access_token, or an [oauth] installation) is required "
+                "when pleo.base_url is "
                 f"{settings.pleo.base_url!r}: set PLEO_EXPORT_PLEO__API_KEY or add it to the "
                 "[pleo] table"
             )
@@ -169,7 +232,12 @@ async def open_session(
         work_dir=settings.config_dir,
         dry_run=dry_run,
     )
-    connector = connector_cls(conn_settings, context)
+    own_connectors = {c: connector_cls(values, context) for c, values in own_settings.items()}
+    connector = (
+        own_connectors.pop(company_id)
+        if company_id is not None and company_id in own_connectors
+        else connector_cls(conn_settings, context)
+    )
     engine_options = options or EngineOptions()
     engine_options.company_id = company_id
     engine_options.dry_run = dry_run
@@ -188,22 +256,33 @@ async def open_session(
         progress=progress,
     )
     async with AsyncExitStack() as stack:
+        if oauth is not None:
+            await stack.enter_async_context(oauth)
         await stack.enter_async_context(client)
         await store.open()
         stack.push_async_callback(store.close)
-        stack.push_async_callback(connector.close)
-        try:
-            await connector.open()
-        except JobRejected as rejected:
-            engine.unavailable = rejected
-        except TargetTemporarilyUnavailable as error:
-            engine.unavailable = JobRejected(JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, error.message)
-        if engine.unavailable is not None:
-            log.error(
-                "the accounting system cannot be used: %s",
-                engine.unavailable.message,
-                extra={"event": "connector.unavailable"},
+        engine.unavailable = await _open_connector(stack, connector, company_id)
+        engines: dict[str, ExportEngine] = {}
+        for company, own in own_connectors.items():
+            engines[company] = ExportEngine(
+                client=client,
+                connector=own,
+                store=store,
+                hooks=host,
+                options=replace(engine_options, company_id=company),
+                progress=progress,
             )
+            engines[company].unavailable = await _open_connector(stack, own, company)
+        worker = Worker(
+            engine,
+            companies or ([company_id] if company_id else []),
+            engines=engines,
+            options=WorkerOptions(
+                lease_ttl=settings.engine.lease_ttl,
+                take_leases=not dry_run,
+                **({"holder": settings.engine.worker_id} if settings.engine.worker_id else {}),
+            ),
+        )
         yield Session(
             settings=settings,
             host=host,
@@ -213,4 +292,55 @@ async def open_session(
             engine=engine,
             company_id=company_id,
             sandbox=sandbox,
+            worker=worker,
         )
+
+
+def company_connector_settings(
+    settings: Settings, manifest: ConnectorManifest, companies: list[str]
+) -> dict[str | None, ConnectorSettings]:
+    """Validated connector settings: under ``None`` the shared ``[connector.settings]`` (when
+    a company uses them, or no company is configured), and under each company of
+    ``companies`` that has a ``[connector.companies."<id>"]`` table those settings laid over
+    the shared ones. A table for a configured company not served now is ignored; one for a
+    company configured nowhere is an error (a mistyped id)."""
+    overrides = settings.connector.companies
+    known = {*companies, *settings.pleo.companies()}
+    stray = [company for company in overrides if company not in known]
+    if stray:
+        raise ConfigError(
+            f"connector.companies has settings for {', '.join(map(repr, stray))}, which is not "
+            "a company this worker serves: add it to pleo.company_id or pleo.company_ids, or "
+            "remove its table"
+        )
+    base = settings.connector.settings
+    found: dict[str | None, ConnectorSettings] = {}
+    if not companies or any(company not in overrides for company in companies):
+        found[None] = connector_settings(manifest, base, settings.config_dir)
+    for company in companies:
+        if company in overrides:
+            found[company] = connector_settings(
+                manifest, {**base, **overrides[company]}, settings.config_dir
+            )
+    return found
+
+
+async def _open_connector(
+    stack: AsyncExitStack, connector: Connector[Any], company_id: str | None
+) -> JobRejected | None:
+    """Open ``connector`` (closed with ``stack``); the problem that makes it unusable, if any."""
+    stack.push_async_callback(connector.close)
+    unavailable: JobRejected | None = None
+    try:
+        await connector.open()
+    except JobRejected as rejected:
+        unavailable = rejected
+    except TargetTemporarilyUnavailable as error:
+        unavailable = JobRejected(JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, error.message)
+    if unavailable is not None:
+        log.error(
+            "the accounting system cannot be used: %s",
+            unavailable.message,
+            extra={"event": "connector.unavailable", "company_id": company_id},
+        )
+    return unavailable

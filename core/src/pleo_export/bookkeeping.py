@@ -38,6 +38,7 @@ from pleo_export.pleo.models import (
     ExportItemType,
     ExportJob,
     TaxType,
+    format_timestamp,
 )
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 
@@ -320,7 +321,14 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
             "bookkeeping.method is accounts_payable but the item has neither vendor nor "
             "supplier identifiers: select a vendor on the expense in Pleo and export it again",
         )
-    date = item.date.astimezone(ZoneInfo(options.booking_timezone)).date()
+    try:
+        date = item.date.astimezone(ZoneInfo(options.booking_timezone)).date()
+    except OverflowError:  # 9999-12-31T23:00Z east of UTC, 0001-01-01T00:00Z west of it
+        raise _reject(
+            Reason.VALIDATION_FAILURE,
+            f"date {format_timestamp(item.date)} falls outside the calendar in the booking time "
+            f"zone {options.booking_timezone}: correct the date of the expense in Pleo",
+        ) from None
     text = narration(item)
 
     if item_type in TRANSFER_ROLES:

@@ -19,6 +19,7 @@ from pleo_export.host import PluginError, PluginHost
 from pleo_export.ledger import PreparedEntry
 from pleo_export.pleo.errors import PleoApiError
 from pleo_export.pleo.models import ExportJob
+from pleo_export.state import StateStoreError, redact_url
 
 T = TypeVar("T")
 
@@ -88,7 +89,17 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except PluginError as error:
         _fail(str(error), EXIT_CONFIG)
     except PleoApiError as error:
+        from pleo_export.pleo.oauth import OAuthError, RefreshLockTimeout, TokenEndpointUnavailable
+
+        if isinstance(error, OAuthError):
+            # A revoked installation or a failed login needs a person (exit 2, like a
+            # configuration error); an unreachable token endpoint is Pleo being unavailable.
+            transient = isinstance(error, (TokenEndpointUnavailable, RefreshLockTimeout))
+            _fail(f"OAuth: {error}", EXIT_UNAVAILABLE if transient else EXIT_CONFIG)
         _fail(f"Pleo API: {error}", EXIT_UNAVAILABLE)
+    except StateStoreError as error:
+        # The message names the database (password hidden) and says what to change.
+        _fail(f"state store: {error}", EXIT_CONFIG)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -204,6 +215,12 @@ def main(
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option(
+    "--company",
+    "companies",
+    multiple=True,
+    help="Serve this company (repeat for several); overrides pleo.company_id/company_ids.",
+)
 @click.pass_obj
 def run(
     obj: Context,
@@ -213,6 +230,7 @@ def run(
     max_jobs: int | None,
     as_json: bool,
     quiet: bool,
+    companies: tuple[str, ...],
 ) -> None:
     """Process pending export jobs, then exit.
 
@@ -230,7 +248,11 @@ def run(
     """
     if watch and dry_run:
         _fail("--watch and --dry-run cannot be combined", EXIT_CONFIG)
-    code = _run(lambda: _run_async(obj, watch, dry_run, job_id, max_jobs, as_json, quiet))
+    code = _run(
+        lambda: _run_async(
+            obj, watch, dry_run, job_id, max_jobs, as_json, quiet, companies=companies
+        )
+    )
     sys.exit(code)
 
 
@@ -242,6 +264,8 @@ async def _run_async(
     max_jobs: int | None,
     as_json: bool,
     quiet: bool,
+    *,
+    companies: tuple[str, ...] = (),
 ) -> int:
     from pleo_export.app import open_session
     from pleo_export.engine.runner import EngineOptions
@@ -255,24 +279,31 @@ async def _run_async(
         options.on_preview = lambda p: previews.append(_preview_json(p))
     hook = settings.webhooks
     async with (
-        open_session(settings, dry_run=dry_run, progress=progress, options=options) as s,
+        open_session(
+            settings, dry_run=dry_run, progress=progress, options=options, companies=companies
+        ) as s,
         receiver(hook.listen if watch else None, hook.secret, hook.path) as wakeups,
     ):
+        runner = s.worker if s.worker is not None else s.engine
         while True:
             if job_id:
-                job_report = await s.engine.run_job(job_id)
+                job_report = await runner.run_job(job_id)
                 report = RunReport(jobs=[job_report] if job_report else [])
                 if job_report is None:
                     report.skipped_jobs.append(job_id)
             else:
-                report = await s.engine.run_pending(max_jobs=max_jobs)
+                report = await runner.run_pending(max_jobs=max_jobs)
+            elsewhere = s.worker.leased_elsewhere if s.worker is not None else []
             if as_json:
                 data = report.to_json()
                 if dry_run:
                     data["would_post"] = previews
+                data["companies_leased_elsewhere"] = elsewhere
                 _emit_json(data)
             else:
                 _print_report(report)
+                for company in elsewhere:
+                    click.echo(f"company {company}: another worker is serving it; skipped")
             if not watch:
                 return _exit_code(report)
             await wakeups.wait(settings.engine.poll_interval)
@@ -350,21 +381,24 @@ async def _check_async(obj: Context, as_json: bool) -> int:
 
     settings = obj.settings()
     async with open_session(settings, dry_run=True) as session:
-        jobs = await session.engine.pending_jobs()
+        engines = session.worker.engines() if session.worker is not None else {}
         results: list[dict[str, Any]] = []
-        for job in jobs:
-            problem = await session.engine.pre_export_validation(job)
-            results.append(
-                {
-                    "job_id": job.id,
-                    "status": job.status.value,
-                    "items": job.number_of_items,
-                    "ok": problem is None,
-                    "failure_reason_type": problem[0].value if problem else None,
-                    "failure_reason": problem[1] if problem else None,
-                }
-            )
-        unavailable = session.engine.unavailable
+        for engine in engines.values() or [session.engine]:
+            for job in await engine.pending_jobs():
+                problem = await engine.pre_export_validation(job)
+                results.append(
+                    {
+                        "job_id": job.id,
+                        "status": job.status.value,
+                        "items": job.number_of_items,
+                        "ok": problem is None,
+                        "failure_reason_type": problem[0].value if problem else None,
+                        "failure_reason": problem[1] if problem else None,
+                    }
+                )
+        unavailable = next(
+            (e.unavailable for e in [session.engine, *engines.values()] if e.unavailable), None
+        )
         summary: dict[str, Any] = {
             "connector": type(session.connector).manifest.id,
             "connector_ok": unavailable is None,
@@ -457,7 +491,7 @@ async def _jobs_async(obj: Context, job_id: str | None, limit: int, as_json: boo
             _emit_json(out)
             return
         if not out:
-            click.echo(f"no jobs in {settings.state_url()}")
+            click.echo(f"no jobs in {redact_url(settings.state_url())}")
         for row in out:
             click.echo(
                 f"{row['job_id']}  {row['final_event'] or 'in progress':<22} "
@@ -515,6 +549,35 @@ def connectors_list(as_json: bool) -> None:
             )
 
 
+@main.command("new-connector")
+@click.argument("name")
+@click.option(
+    "--directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to create the package (default: ./pleo-export-NAME); must be new or empty.",
+)
+@click.option("--display-name", help="Shown in `connectors list` (default: from NAME).")
+def new_connector(name: str, directory: Path | None, display_name: str | None) -> None:
+    """Generate a connector package NAME from the built-in template.
+
+    \b
+    NAME is the connector id (lower-case letters, digits, - and _). The
+    package pleo-export-NAME has its own pyproject.toml and entry point, a
+    settings model, a manifest, a README, an example configuration for the
+    sandbox and tests wired to the conformance kit. It works out of the box
+    (it books into a JSON lines file) and passes the kit.
+    """
+    from pleo_export.new_connector import ConnectorNames, NewConnectorError, generate, next_steps
+
+    try:
+        names = ConnectorNames.from_name(name, display_name)
+        target = directory if directory is not None else Path(names.distribution)
+        generate(target, names)
+    except NewConnectorError as error:
+        _fail(str(error), EXIT_CONFIG)
+    click.echo(next_steps(target, names))
+
+
 @main.group()
 def plugins() -> None:
     """Installed plugins (hooks)."""
@@ -557,6 +620,199 @@ def plugins_list(as_json: bool) -> None:
         )
     for f in failed:
         click.echo(f"{f['name']}  {f['distribution']} {f['version']}  FAILED: {f['reason']}")
+
+
+# --- auth (OAuth for partner apps) --------------------------------------------------------------
+
+
+@main.group()
+def auth() -> None:
+    """OAuth installation of a partner app (authorization code with PKCE).
+
+    \b
+    Set up the OAuth client in the [oauth] table (client_id, redirect_uri) and
+    its secret in PLEO_EXPORT_OAUTH__CLIENT_SECRET, then:
+      pleo-export auth login --listen   open the printed URL; the browser
+                                        comes back to the loopback redirect_uri
+      pleo-export auth login            open the URL, then paste the URL the
+                                        browser was redirected to
+      pleo-export auth status           is the installation authorised?
+    The tokens are kept in the state store (state.url) and refreshed by
+    whichever pleo-export process needs them first, one at a time.
+    """
+
+
+@auth.command("login")
+@click.option(
+    "--listen",
+    is_flag=True,
+    help="Wait for the browser's redirect on oauth.redirect_uri (http://127.0.0.1:PORT/...).",
+)
+@click.option(
+    "--code",
+    "pasted",
+    metavar="URL",
+    help=(
+        "Complete the login started last: the URL the browser was redirected to (or just "
+        "its code). Prints no new URL."
+    ),
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds --listen waits for the browser.",
+)
+@click.pass_obj
+def auth_login(obj: Context, listen: bool, pasted: str | None, timeout: float) -> None:
+    """Install the app: print Pleo's authorize URL, then exchange the code.
+
+    \b
+    Without options the command prints the URL and asks for the URL the
+    browser ended up on after approving (on a server, open the URL on any
+    machine and paste the result back). With --listen it receives the
+    redirect itself. A login that was started but not completed can be
+    finished within 10 minutes with --code URL. The state parameter is
+    checked, and the tokens are stored in the state store.
+    """
+    if listen and pasted is not None:
+        _fail("--listen and --code cannot be combined", EXIT_CONFIG)
+    sys.exit(_run(lambda: _auth_login(obj, listen, pasted, wait_seconds=timeout)))
+
+
+async def _auth_login(
+    obj: Context, listen: bool, pasted: str | None, *, wait_seconds: float
+) -> int:
+    from pleo_export.app import oauth_installation
+    from pleo_export.pleo.oauth import RedirectListener
+
+    settings = obj.settings()
+    async with oauth_installation(settings) as installation:
+        flow = installation.login()
+        if pasted is None and listen:
+            try:
+                listener = RedirectListener(flow.redirect_uri)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            async with listener:  # bound before the URL is shown
+                request = await flow.start()
+                _print_authorize_url(request.url)
+                click.echo(
+                    f"Waiting for the browser to return to {request.redirect_uri} ...", err=True
+                )
+                try:
+                    with anyio.fail_after(wait_seconds):
+                        pasted = await listener.wait()
+                except TimeoutError:
+                    click.echo(
+                        f"No redirect arrived within {wait_seconds:.0f}s. Finish the login with: "
+                        "pleo-export auth login --code '<the URL the browser was redirected to>'",
+                        err=True,
+                    )
+                    return EXIT_ITEMS_FAILED
+        elif pasted is None:
+            request = await flow.start()
+            _print_authorize_url(request.url)
+            try:
+                pasted = click.prompt(
+                    "Paste the URL your browser was redirected to", prompt_suffix=": "
+                )
+            except click.Abort:
+                click.echo(
+                    "\nNot completed. Within 10 minutes, finish with: "
+                    "pleo-export auth login --code '<the URL the browser was redirected to>'",
+                    err=True,
+                )
+                return EXIT_ITEMS_FAILED
+        assert pasted is not None
+        token = await flow.complete(pasted)
+    click.echo(
+        f"Installed. The access token is valid until {token.expires_at.isoformat()} and is "
+        f"refreshed automatically; scopes: {token.scope or '(not reported)'}."
+    )
+    return EXIT_OK
+
+
+def _print_authorize_url(url: str) -> None:
+    click.echo("Open this URL in a browser, sign in to Pleo and approve the app:\n")
+    click.echo(f"  {url}\n")
+
+
+@auth.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def auth_status(obj: Context, as_json: bool) -> None:
+    """Whether the OAuth installation is authorised, and until when its token is valid.
+
+    Exits 0 when tokens are stored and not revoked, 1 otherwise. Never prints
+    a token.
+    """
+    sys.exit(_run(lambda: _auth_status(obj, as_json)))
+
+
+async def _auth_status(obj: Context, as_json: bool) -> int:
+    from datetime import UTC, datetime
+
+    from pleo_export.app import oauth_installation
+    from pleo_export.pleo.oauth import is_dead
+
+    settings = obj.settings()
+    async with oauth_installation(settings) as installation:
+        token = await installation.manager.current()
+    now = datetime.now(UTC)
+    authorised = token is not None and not is_dead(token)
+    info: dict[str, Any] = {
+        "installation": installation.key,
+        "client_id": installation.client_id,
+        "auth_url": installation.auth_url,
+        "authorised": authorised,
+        "revoked": token is not None and is_dead(token),
+        "access_token_expires_at": token.expires_at.isoformat() if authorised and token else None,
+        "access_token_valid": bool(authorised and token and token.expires_at > now),
+        "generation": token.generation if token else None,
+        "scope": token.scope if token else None,
+    }
+    if as_json:
+        _emit_json(info)
+    elif token is None:
+        click.echo(f"{installation.key}: not installed; run `pleo-export auth login`")
+    elif not authorised:
+        click.echo(
+            f"{installation.key}: REVOKED (Pleo refused its refresh token); run "
+            "`pleo-export auth login`"
+        )
+    else:
+        left = (token.expires_at - now).total_seconds()
+        validity = (
+            f"valid for {left / 60:.0f} more minutes" if left > 0 else "expired (refreshed on use)"
+        )
+        click.echo(
+            f"{installation.key}: authorised; access token {validity} "
+            f"(until {token.expires_at.isoformat()}); scope: {token.scope or '(not reported)'}; "
+            f"token generation {token.generation}"
+        )
+    return EXIT_OK if authorised else EXIT_ITEMS_FAILED
+
+
+@auth.command("refresh")
+@click.pass_obj
+def auth_refresh(obj: Context) -> None:
+    """Refresh the access token now (normally it is refreshed on use)."""
+    sys.exit(_run(lambda: _auth_refresh(obj)))
+
+
+async def _auth_refresh(obj: Context) -> int:
+    from pleo_export.app import oauth_installation
+
+    settings = obj.settings()
+    async with oauth_installation(settings) as installation:
+        token = await installation.manager.refresh_now()
+    click.echo(
+        f"{installation.key}: refreshed; the access token is valid until "
+        f"{token.expires_at.isoformat()}"
+    )
+    return EXIT_OK
 
 
 # --- sandbox -------------------------------------------------------------------------------------

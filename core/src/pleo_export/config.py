@@ -37,6 +37,11 @@ BASE_URLS = {
     "production": "https://external.pleo.io",
     "staging": "https://external.staging.pleo.io",
 }
+AUTH_URLS = {
+    "production": "https://auth.pleo.io",
+    "staging": "https://auth.staging.pleo.io",
+}
+"""Pleo's OAuth servers (``/oauth/authorize``, ``/oauth/token``) for each named API."""
 
 
 class ConfigError(Exception):
@@ -54,6 +59,10 @@ class PleoSettings(_Section):
     access_token: SecretStr | None = None
     company_id: str | None = None
     """The company whose jobs this installation exports (required for organisation keys)."""
+    company_ids: list[str] = Field(default_factory=list)
+    """Several companies served by one worker (an organisation-level key), in turn, one job
+    per company at a time; ``company_id``, if also set, comes first. ``run --company``
+    overrides both for one run."""
     requests_per_minute: int = Field(500, ge=1, le=600)
     """Request budget; Pleo allows 600 per minute and asks integrations to stay near 500."""
     page_size: int = Field(1000, ge=1, le=10_000)
@@ -72,6 +81,71 @@ class PleoSettings(_Section):
     def resolved_url(self) -> str:
         return BASE_URLS.get(self.base_url, self.base_url)
 
+    @field_validator("company_ids")
+    @classmethod
+    def _non_empty_ids(cls, value: list[str]) -> list[str]:
+        if any(not company or company != company.strip() for company in value):
+            raise ValueError("company ids must be non-empty and have no surrounding spaces")
+        return value
+
+    def companies(self) -> list[str]:
+        """``company_id`` then ``company_ids``, without repeats."""
+        first = [self.company_id] if self.company_id else []
+        return list(dict.fromkeys([*first, *self.company_ids]))
+
+
+class OAuthSettings(_Section):
+    """OAuth for partner apps: ``pleo-export auth login`` installs, the engine refreshes."""
+
+    client_id: str | None = None
+    """The OAuth client id; setting it makes pleo-export authenticate with OAuth."""
+    client_secret: SecretStr | None = None
+    redirect_uri: str | None = None
+    """The redirect URI registered for the client, matched exactly by Pleo."""
+    scopes: list[str] = Field(
+        default_factory=lambda: ["export-jobs:read", "export-jobs:write", "export-items:read"]
+    )
+    auth_url: str | None = None
+    """``production``, ``staging`` or a URL; default: the one matching ``pleo.base_url``."""
+    installation: str = Field("default", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    """Name of this installation's tokens in the state store (several may share a store)."""
+    refresh_margin: float = Field(60.0, ge=0, le=3600)
+    """Seconds before the access token expires at which it is refreshed."""
+
+    @field_validator("redirect_uri")
+    @classmethod
+    def _absolute_redirect(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be the absolute http(s) redirect URI registered for the OAuth client, "
+                "e.g. http://127.0.0.1:8976/callback"
+            )
+        return value
+
+    @field_validator("auth_url")
+    @classmethod
+    def _known_auth_url(cls, value: str | None) -> str | None:
+        if value is None or value in AUTH_URLS or value.startswith(("http://", "https://")):
+            return value
+        raise ValueError("must be 'production', 'staging' or an http(s) URL")
+
+    @field_validator("scopes")
+    @classmethod
+    def _some_scopes(cls, value: list[str]) -> list[str]:
+        if not value or any(not scope or " " in scope for scope in value):
+            raise ValueError("must be a non-empty list of scope names without spaces")
+        return value
+
+    def resolved_auth_url(self, base_url: str) -> str | None:
+        """The OAuth server: ``auth_url``, else Pleo's for ``production``/``staging``, else
+        ``base_url`` itself (a sandbox served over HTTP serves both); ``None`` for the
+        in-process sandbox."""
+        if self.auth_url is not None:
+            return AUTH_URLS.get(self.auth_url, self.auth_url)
+        if base_url == SANDBOX:
+            return None
+        return AUTH_URLS.get(base_url, base_url)
+
 
 class StateSettings(_Section):
     url: str = "sqlite:///pleo-export-state.db"
@@ -82,6 +156,9 @@ class ConnectorSelection(_Section):
     name: str | None = None
     """The connector to use, e.g. ``beancount`` (see ``pleo-export connectors list``)."""
     settings: dict[str, Any] = Field(default_factory=dict)
+    companies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-company settings for a worker serving several companies, keyed by company id and
+    laid over ``settings`` (e.g. one ledger per company): ``[connector.companies."<id>"]``."""
 
 
 class PluginSettings(_Section):
@@ -96,6 +173,11 @@ class EngineSettings(_Section):
     rounding_tolerance_per_line: int = Field(1, ge=0, le=100)
     booking_timezone: str = "UTC"
     """IANA time zone whose calendar date an expense is booked on (e.g. ``Europe/Copenhagen``)."""
+    lease_ttl: float = Field(60.0, ge=1, le=3600)
+    """Seconds a worker's lease on a company lasts without renewal (renewed every third of
+    it); after a worker dies, another takes its companies over once this has passed."""
+    worker_id: str | None = Field(None, min_length=1, max_length=200)
+    """This worker's name in the leases; default ``<hostname>-<pid>-<random>``."""
 
     @field_validator("booking_timezone")
     @classmethod
@@ -160,6 +242,7 @@ class Settings(BaseSettings):
     )
 
     pleo: PleoSettings = Field(default_factory=PleoSettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     connector: ConnectorSelection = Field(default_factory=ConnectorSelection)
     plugins: PluginSettings = Field(default_factory=PluginSettings)

@@ -17,6 +17,7 @@ again; every item ends ``successful`` or ``failed`` with a reason.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,8 +37,10 @@ from pleo_export.connector import (
     OutcomeUncertain,
     TargetTemporarilyUnavailable,
 )
+from pleo_export.engine.classify import classify
 from pleo_export.engine.report import JobReport, RunReport
 from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
+from pleo_export.logs import redact
 from pleo_export.pleo import errors as pleo_errors
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import (
@@ -133,6 +136,10 @@ class ExportEngine:
         self._last_flush = 0.0
         self._recorded_since_flush = 0
         """Outcomes recorded since the last report: spares a store query per item."""
+        self.lease_check: Callable[[], None] | None = None
+        """Set while a company lease covers the current job (engine/leases.py): raises
+        ``LeaseLost`` once the lease is gone. Checked in memory at every item boundary and
+        before anything is sent to Pleo, so a worker that lost its lease stops there."""
         self._batching = (
             Capability.BATCH_POSTING in self.manifest.capabilities and not self.options.dry_run
         )
@@ -147,9 +154,20 @@ class ExportEngine:
 
     async def pending_jobs(self) -> list[ExportJob]:
         """Jobs to work on: pending, plus in_progress ones (interrupted), oldest first."""
-        jobs = await self.client.list_jobs(
-            self.options.company_id, [ExportJobStatus.PENDING, ExportJobStatus.IN_PROGRESS]
-        )
+        try:
+            jobs = await self.client.list_jobs(
+                self.options.company_id, [ExportJobStatus.PENDING, ExportJobStatus.IN_PROGRESS]
+            )
+        except pleo_errors.PleoApiError as error:
+            log.error(
+                "could not list export jobs in Pleo; nothing was started",
+                extra={
+                    "event": "jobs.detect_failed",
+                    "error_type": type(error).__name__,
+                    "error": str(error),
+                },
+            )
+            raise
         return sorted(jobs, key=lambda j: (j.created_at, j.id))
 
     async def run_pending(self, *, max_jobs: int | None = None) -> RunReport:
@@ -190,7 +208,24 @@ class ExportEngine:
     # --- one job ---------------------------------------------------------------------------
 
     async def process(self, job: ExportJob) -> JobReport | None:
-        """Run the lifecycle for ``job``; ``None`` when the job is not ours to process."""
+        """Run the lifecycle for ``job``; ``None`` when the job is not ours to process.
+
+        A Pleo API error that outlasts the client's retries stops the job (and the run): it is
+        logged as ``job.interrupted`` and raised. The outbox keeps every outcome recorded so
+        far, and the next run resumes the job from there.
+        """
+        try:
+            return await self._process(job)
+        except pleo_errors.PleoApiError as error:
+            log.error(
+                "Pleo API call failed; the job stops here and is resumed by the next run",
+                extra=_ctx(
+                    job, event="job.interrupted", error_type=type(error).__name__, error=str(error)
+                ),
+            )
+            raise
+
+    async def _process(self, job: ExportJob) -> JobReport | None:
         if job.status.is_finished:
             log.info("job already finished", extra=_ctx(job, event="job.skip", status=job.status))
             return None
@@ -305,6 +340,7 @@ class ExportEngine:
         reason: JobReason,
         message: str,
     ) -> None:
+        message = redact(message)
         report.failure_reason_type = reason.value
         report.failure_reason = message
         log.error(
@@ -388,6 +424,8 @@ class ExportEngine:
     async def _process_item(
         self, job: ExportJob, report: JobReport, record: ItemRecord, raw: dict[str, Any] | None
     ) -> None:
+        if self.lease_check is not None:
+            self.lease_check()
         entry_id = record.accounting_entry_id
         uncertain = record.phase is ItemPhase.POSTING
         try:
@@ -403,15 +441,15 @@ class ExportEngine:
             return
         if self.options.dry_run:
             if not outcome.succeeded:
-                report.add_failure(
-                    entry_id, outcome.failure_reason_type or "", outcome.failure_reason or ""
-                )
+                reason = redact(outcome.failure_reason or "")
+                report.add_failure(entry_id, outcome.failure_reason_type or "", reason)
             return
         await self._record(job, report, entry_id, outcome)
 
     async def _record(
         self, job: ExportJob, report: JobReport, entry_id: str, outcome: ItemOutcome
     ) -> None:
+        outcome = _redacted(outcome)  # a connector's error text may quote its secrets
         await self.store.record_outcome(job.id, entry_id, outcome)
         self._recorded_since_flush += 1
         if outcome.succeeded:
@@ -520,12 +558,28 @@ class ExportEngine:
                     ) from error
                 if isinstance(classified, TargetTemporarilyUnavailable):
                     if attempt == attempts:
-                        raise ItemRejected(classified.reason_type, classified.message) from error
+                        raise self._as_item_failure(classified) from error
                     await self._backoff(attempt, classified.retry_after, entry_id, classified)
                     continue
                 # Uncertain: the entry may exist now. Never post again without looking.
+                log.warning(
+                    "posting did not confirm; the entry may or may not be in the target",
+                    extra=_ctx(
+                        job,
+                        event="target.uncertain",
+                        accounting_entry_id=entry_id,
+                        attempt=attempt,
+                        lookup=lookup,
+                        reason=classified.message,
+                    ),
+                )
                 if lookup:
-                    found = await self._lookup(entry_id)
+                    try:
+                        found = await self._lookup(entry_id)
+                    except ConnectorError as lookup_error:
+                        if isinstance(lookup_error, JobRejected):
+                            self._aborted = lookup_error
+                        raise _unconfirmed(entry_id, classified, lookup_error) from lookup_error
                     if found is not None:
                         return _success(found, recovered=True)
                     if attempt < attempts:
@@ -542,6 +596,8 @@ class ExportEngine:
         failure retries the batch; an uncertain one looks every entry up by reference and
         re-posts only those not found; nothing is re-posted without a lookup.
         """
+        if self.lease_check is not None:
+            self.lease_check()
         pending, self._batch = self._batch, []
         self._batch_ids = set()
         lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
@@ -679,18 +735,13 @@ class ExportEngine:
     # --- errors and retries ----------------------------------------------------------------
 
     def _classify(self, error: BaseException, *, during: str) -> ConnectorError:
-        if isinstance(error, ConnectorError):
-            return error
-        classified = self.hooks.classify_error(error=error, manifest=self.manifest, during=during)
-        if classified is None:
-            classified = self.connector.classify_error(error)
-        if classified is not None:
-            return classified
-        detail = f"{type(error).__name__}: {error}"
-        if during == "post":
-            return OutcomeUncertain(detail)
-        return ItemRejected(
-            ItemReason.UNEXPECTED_FAILURE, f"unexpected error during {during}: {detail}"
+        """Retryable, terminal or uncertain: see :mod:`pleo_export.engine.classify`."""
+        return classify(
+            error,
+            during=during,
+            plugins=self.hooks.classify_error,
+            connector=self.connector.classify_error,
+            manifest=self.manifest,
         )
 
     async def _with_retries(self, call: Callable[[], Awaitable[Any]], *, during: str) -> Any:
@@ -769,6 +820,8 @@ class ExportEngine:
                 await anyio.sleep(self.options.retry_base_delay)
 
     async def _report_batch(self, job: ExportJob, records: Sequence[ItemRecord]) -> list[str]:
+        if self.lease_check is not None:
+            self.lease_check()
         updates = [_update_for(r) for r in records]
         try:
             result = await self.client.update_items(job.id, updates)
@@ -843,7 +896,7 @@ class ExportEngine:
 
     async def _job_failure_from_items(self, job: ExportJob, failed: int) -> tuple[JobReason, str]:
         if self._aborted is not None:
-            return self._aborted.reason_type, self._aborted.message
+            return self._aborted.reason_type, redact(self._aborted.message)
         types: Counter[str] = Counter()
         for record in await self.store.items(job.id, [ItemPhase.FAILED]):
             if record.outcome and record.outcome.failure_reason_type:
@@ -866,6 +919,8 @@ class ExportEngine:
         reason: JobReason | None,
         message: str | None,
     ) -> None:
+        if self.lease_check is not None:
+            self.lease_check()
         try:
             await self.client.send_event(
                 job.id,
@@ -895,13 +950,27 @@ def _entry_id(raw: Any) -> str | None:
     return entry_id if isinstance(entry_id, str) else None
 
 
-def _unconfirmed(entry_id: str, error: ConnectorError) -> ItemRejected:
+def _unconfirmed(
+    entry_id: str, error: ConnectorError, lookup_error: ConnectorError | None = None
+) -> ItemRejected:
+    looked = (
+        f" and looking it up by reference failed too ({lookup_error.message})"
+        if lookup_error is not None
+        else ""
+    )
     return ItemRejected(
         ItemReason.UNEXPECTED_FAILURE,
-        f"posting did not confirm ({error.message}); the entry may or may not be in the "
-        f"accounting system: check for reference {entry_id} there before exporting the "
+        f"posting did not confirm ({error.message}){looked}; the entry may or may not be in "
+        f"the accounting system: check for reference {entry_id} there before exporting the "
         "expense again",
     )
+
+
+def _redacted(outcome: ItemOutcome) -> ItemOutcome:
+    """``outcome`` with registered secrets (see :func:`pleo_export.logs.redact`) masked."""
+    if not outcome.failure_reason:
+        return outcome
+    return dataclasses.replace(outcome, failure_reason=redact(outcome.failure_reason))
 
 
 def _success(record: ExternalRecord, *, recovered: bool) -> ItemOutcome:

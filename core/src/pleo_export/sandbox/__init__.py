@@ -24,7 +24,9 @@ Where both are silent the sandbox chooses, and says so:
 * unknown job on ``POST /v3/export-job-events`` or ``GET /v3/export-items``: 404
   ``EXPORT_NOT_FOUND``; ``GET /v3/export-items`` without ``job_id``: 400;
 * 401/403/429 bodies are ``ExceptionInfo`` with types ``UNAUTHORIZED``, ``FORBIDDEN``,
-  ``RATE_LIMITED``; 429 carries ``Retry-After`` in whole seconds.
+  ``RATE_LIMITED``; 429 carries ``Retry-After`` in whole seconds;
+* OAuth (``/oauth/authorize``, ``/oauth/token``, :mod:`pleo_export.sandbox.oauth`): the choices
+  are listed in ``SANDBOX_OAUTH_DEVIATIONS`` there.
 """
 
 from pleo_export.sandbox.app import RequestRecord, Sandbox, SandboxConfig

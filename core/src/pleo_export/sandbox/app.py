@@ -51,6 +51,7 @@ from pleo_export.pleo.models import (
 )
 from pleo_export.sandbox import generator
 from pleo_export.sandbox.faults import DROP_HEADER, ArmedFault, FaultInjector, FaultRule
+from pleo_export.sandbox.oauth import OAuthServer
 from pleo_export.sandbox.store import (
     ALL_SCOPES,
     SCOPE_ITEMS_READ,
@@ -68,6 +69,7 @@ from pleo_export.sandbox.store import (
     Store,
     bad_request,
     is_uuid,
+    job_not_found,
     paginate,
 )
 from pleo_export.sandbox.transport import SandboxTransport, call_buffered
@@ -365,6 +367,8 @@ class Sandbox:
         self.on_exchange: Callable[[RequestRecord], None] | None = None
         self.base_url = self.config.base_url
         self._file_secret = secrets.token_bytes(16)
+        self.oauth = OAuthServer(self)
+        """Pleo's OAuth install flow and token endpoint (:mod:`pleo_export.sandbox.oauth`)."""
         self._api = self._build_api()
         self.app: ASGIApp = _SandboxApp(self._asgi)
 
@@ -391,6 +395,15 @@ class Sandbox:
     ) -> Credential:
         """Accept another API key (HTTP Basic) for ``company_id``, e.g. with fewer scopes."""
         return self.store.add_credential(company_id, "api_key", api_key, scopes)
+
+    def add_organisation_key(
+        self, company_ids: Sequence[str], api_key: str | None = None
+    ) -> Credential:
+        """Accept one API key for several companies (an organisation-level key); requests
+        must then name the company (see :mod:`pleo_export.sandbox.organisations`)."""
+        from pleo_export.sandbox.organisations import add_organisation_key
+
+        return add_organisation_key(self, company_ids, api_key)
 
     def add_entries(self, company_id: str, items: Iterable[dict[str, Any]]) -> list[str]:
         """Store hand-made wire-form export items as accounting entries; returns their ids."""
@@ -673,6 +686,7 @@ class Sandbox:
             Route("/_sandbox/faults", plain(self._admin_add_fault), methods=["POST"]),
             Route("/_sandbox/faults", plain(self._admin_clear_faults), methods=["DELETE"]),
             Route("/_sandbox/state", plain(self._admin_state), methods=["GET"]),
+            *self.oauth.routes(),
         ]
 
         async def not_found(request: Request, exc: Exception) -> Response:
@@ -712,7 +726,10 @@ class Sandbox:
                 )
             credential = self.store.find_credential("api_key", user)
         elif scheme.lower() == "bearer":
-            credential = self.store.find_credential("token", value.strip())
+            token = value.strip()
+            credential = self.oauth.credential_for(token) or self.store.find_credential(
+                "token", token
+            )
         if credential is None:
             raise ApiError(
                 401, codes.UNAUTHORIZED, "Unknown or revoked API key or token.", challenge
@@ -733,18 +750,23 @@ class Sandbox:
     @staticmethod
     def _company_param(query: _Query, credential: Credential) -> str:
         company_id = query.uuid("company_id")
-        if company_id is not None and company_id != credential.company_id:
+        if company_id is None and credential.companies:
+            raise bad_request("company_id is required with an organisation-level credential")
+        if company_id is not None and not credential.covers(company_id):
             raise ApiError(
                 403,
                 codes.FORBIDDEN,
                 f"The credential is not authorised for company {company_id}.",
             )
-        return credential.company_id
+        return company_id or credential.company_id
 
     def _job_for(self, job_id: str, credential: Credential) -> JobState:
         if not is_uuid(job_id):
             raise bad_request(f"path parameter jobId must be a UUID, got {job_id!r}")
-        return self.store.job(job_id, credential.company_id)
+        job = self.store.job(job_id)
+        if not credential.covers(job.company_id):
+            raise job_not_found(job_id)  # another company's job: as if it did not exist
+        return job
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -778,7 +800,7 @@ class Sandbox:
         company_id = body.get("companyId")
         if not is_uuid(company_id):
             raise bad_request(f"companyId is required and must be a UUID, got {company_id!r}")
-        if company_id != credential.company_id:
+        if not isinstance(company_id, str) or not credential.covers(company_id):
             raise ApiError(
                 403, codes.FORBIDDEN, f"The credential is not authorised for company {company_id}."
             )
@@ -832,7 +854,7 @@ class Sandbox:
             reason_type = _enum(
                 reason_type, (r.value for r in ExportJobFailureReasonType), "failureReasonType"
             )
-        job = self.store.job(job_id, credential.company_id)
+        job = self._job_for(job_id, credential)
         self.store.apply_event(job, event, reason, reason_type)
         return Response(status_code=202)
 
@@ -884,7 +906,7 @@ class Sandbox:
         job_id = query.uuid("job_id", required=True)
         assert job_id is not None
         page_request, info = _page_request(query, self.config)
-        job = self.store.job(job_id, credential.company_id)
+        job = self._job_for(job_id, credential)
         entries = self.store.export_entries(job)
         page = paginate(entries, lambda e: e[0], page_request)
         data = [self._render_item(entry) for _, entry in page.elements]

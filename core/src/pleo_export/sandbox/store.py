@@ -94,6 +94,13 @@ class Credential:
     """``api_key`` (HTTP Basic) or ``token`` (HTTP Bearer)."""
     secret: str
     scopes: frozenset[str]
+    companies: frozenset[str] = frozenset()
+    """Organisation-level credential: every company it covers (``company_id`` among them).
+    Empty for a company-level credential. See :mod:`pleo_export.sandbox.organisations`."""
+
+    def covers(self, company_id: str) -> bool:
+        """Whether this credential may act on ``company_id``."""
+        return company_id == self.company_id or company_id in self.companies
 
 
 @dataclass

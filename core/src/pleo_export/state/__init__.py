@@ -1,7 +1,8 @@
 """Durable engine state: the per-item outbox.
 
 Backends implement :class:`~pleo_export.state.base.StateStore`; :func:`open_store` picks one
-from a URL. Today only SQLite is available; PostgreSQL will be added under ``postgresql://``.
+from a URL: SQLite (one worker, one file) or PostgreSQL (``postgresql://``, several workers
+sharing one database, kept apart per company by leases).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "StateStoreError",
     "StoredToken",
     "open_store",
+    "redact_url",
 ]
 
 
@@ -55,10 +57,21 @@ SUPPORTED_URLS = (
     "sqlite:////absolute/path.db",
     "sqlite:///:memory:",
     "a bare filesystem path",
+    "postgresql://user@host:5432/dbname[?schema=name]",
 )
 """Forms accepted by :func:`open_store`, for help and error messages."""
 
 _SQLITE_PREFIX = "sqlite://"
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to show: a password in it (``user:password@`` or ``password=``) is ``***``."""
+    if "://" not in url:
+        return url  # a filesystem path
+    from pleo_export.state.postgres import redact_url as redact_any
+
+    return redact_any(url)
 
 
 def open_store(url: str) -> StateStore:
@@ -69,25 +82,34 @@ def open_store(url: str) -> StateStore:
     - ``sqlite:///relative/path.db`` (relative to the working directory),
     - ``sqlite:////abs/path.db`` (absolute),
     - ``sqlite:///:memory:`` (in-memory, lost on close; for tests),
-    - a bare filesystem path such as ``state/pleo.db`` or ``/var/lib/pleo-export/state.db``.
+    - a bare filesystem path such as ``state/pleo.db`` or ``/var/lib/pleo-export/state.db``,
+    - ``postgresql://user[:password]@host[:port]/dbname`` (also ``postgres://``), optionally
+      with ``?schema=name`` to keep the tables in their own schema (created if missing); other
+      query parameters (``sslmode``, ``application_name``, ...) are passed to libpq. The
+      driver is imported when the store is opened (``pip install 'pleo-export[postgresql]'``).
 
     A SQLite URL may carry ``?durability=power`` to fsync every commit (survives power loss)
     instead of the default ``durability=process`` (survives process crashes).
 
     Raises:
         ValueError: the URL uses another scheme or is malformed; the message lists the
-            supported forms.
+            supported forms. A PostgreSQL URL's password never appears in the message.
     """
     from pleo_export.state.sqlite import SQLiteStateStore
 
     if not url or not url.strip():
         raise ValueError(f"empty state store URL; use one of: {_supported()}")
+    if url.startswith(_POSTGRES_PREFIXES):
+        from pleo_export.state.postgres import PostgresStateStore
+
+        return PostgresStateStore(url)
     if "://" not in url:
         return SQLiteStateStore(url)
     if not url.startswith(_SQLITE_PREFIX):
         scheme = url.split("://", 1)[0]
         raise ValueError(
-            f"unsupported state store URL scheme {scheme!r} in {url!r}; use one of: {_supported()}"
+            f"unsupported state store URL scheme {scheme!r} in {redact_url(url)!r}; use one of: "
+            f"{_supported()}"
         )
     rest = url[len(_SQLITE_PREFIX) :]
     if not rest.startswith("/"):

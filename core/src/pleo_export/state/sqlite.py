@@ -728,8 +728,10 @@ class SQLiteStateStore(StateStore):
     async def release_lease(self, lease: Lease) -> None:
         async with self._lock:
             with self._write("release a lease") as conn:
+                # Expire rather than delete: the fencing token must keep rising across holders.
                 conn.execute(
-                    "DELETE FROM leases WHERE name = ? AND holder = ? AND fencing_token = ?",
+                    "UPDATE leases SET expires_at = 0 "
+                    "WHERE name = ? AND holder = ? AND fencing_token = ?",
                     (lease.name, lease.holder, lease.fencing_token),
                 )
 

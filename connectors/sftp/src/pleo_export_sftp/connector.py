@@ -1,0 +1,522 @@
+"""The SFTP connector: Pleo export items as CSV journal-line files on an SFTP server.
+
+``prepare`` maps roles to accounts and renders the rows of one item; ``post_batch`` publishes
+a batch of items as one CSV file with its receipts (see :mod:`pleo_export_sftp.publish`);
+``find_existing`` answers from the manifest in the delivery directory.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio.to_thread
+import asyncssh
+
+from pleo_export.connector import (
+    Capability,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    ConnectorManifest,
+    ItemRejected,
+    JobRejected,
+    Limits,
+    OutcomeUncertain,
+    TargetTemporarilyUnavailable,
+)
+from pleo_export.ledger import (
+    ExternalRecord,
+    Posting,
+    PostingPlan,
+    PreparedEntry,
+    ResolvedEntry,
+    ResolvedPosting,
+    Role,
+)
+from pleo_export.pleo.models import ExportItemFile, ExportJob
+from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
+from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
+from pleo_export_sftp.manifest import EntryLocation
+from pleo_export_sftp.publish import BatchEntry, PlannedAttachment, Publisher, PublishResult
+from pleo_export_sftp.settings import SftpSettings
+from pleo_export_sftp.storage import (
+    TRANSIENT,
+    DeliveryError,
+    LocalStorage,
+    Problem,
+    SftpStorage,
+    Storage,
+)
+
+MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
+"""Pleo's largest receipt (30 MB per file)."""
+DEFAULT_BATCH_SIZE = 1000
+
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/webp": "webp",
+    "image/tiff": "tiff",
+    "text/plain": "txt",
+    "text/csv": "csv.txt",
+    "message/rfc822": "eml",
+}
+_EXTENSION_RE = re.compile(r"^[a-z0-9]{1,8}$")
+
+_VENDOR_UNKNOWN_MESSAGE = (
+    "Selected vendor cannot be processed because it does not exist or is currently blocked. "
+    "Please verify the vendor's status in the accounting system and try again."
+)
+"""Pleo's prescribed ``failureReason`` for ``vendor_unknown``."""
+
+
+def extension_for(mime_type: str) -> str:
+    """A safe file extension for a receipt's MIME type (``bin`` when unknown)."""
+    base = mime_type.split(";", 1)[0].strip().lower()
+    known = _EXTENSIONS.get(base)
+    if known:
+        return known
+    guessed = (mimetypes.guess_extension(base) or "").lstrip(".").lower()
+    # A receipt is never published as .csv: readers pick up *.csv files.
+    return guessed if _EXTENSION_RE.match(guessed) and guessed != "csv" else "bin"
+
+
+@dataclass(frozen=True)
+class _Attachment:
+    index: int
+    file: ExportItemFile
+    name: str
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """What ``prepare`` hands to ``post_batch``: the rows and the receipts to upload."""
+
+    reference: str
+    job_id: str
+    rows: list[list[str]]
+    attachments: tuple[_Attachment, ...]
+
+
+def as_connector_error(error: DeliveryError, *, uncertain: bool = False) -> ConnectorError:
+    """The connector error (and so the reason type Pleo gets) for a delivery problem."""
+    problem, message = error.problem, error.message
+    if uncertain and problem in TRANSIENT:
+        return OutcomeUncertain(
+            f"{message}; the file may or may not have been published (it is looked up in the "
+            "manifest before anything is sent again)"
+        )
+    if problem in (Problem.UNREACHABLE, Problem.CONNECTION_LOST, Problem.FAILURE):
+        return TargetTemporarilyUnavailable(message)
+    if problem is Problem.TIMEOUT:
+        return TargetTemporarilyUnavailable(message, reason_type=Reason.ACCOUNTING_SYSTEM_TIMEOUT)
+    if problem is Problem.AUTHENTICATION:
+        return JobRejected(JobReason.ACCOUNTING_SYSTEM_AUTHENTICATION_FAILURE, message)
+    if problem is Problem.MISSING_DIRECTORY:
+        return JobRejected(JobReason.MISSING_CONFIGURATION, message)
+    if problem is Problem.PERMISSION_DENIED:
+        return JobRejected(JobReason.AUTHORIZATION_FAILURE, message)
+    if problem is Problem.DISK_FULL:
+        return JobRejected(JobReason.INTEGRATION_UNUSABLE, message)
+    return JobRejected(JobReason.INVALID_CONFIGURATION, message)  # HOST_KEY, CONFIGURATION
+
+
+class SftpConnector(Connector[SftpSettings]):
+    """Publishes Pleo export items as CSV journal-line files on SFTP or in a local directory.
+
+    One CSV file per batch of items (``batch_size``; ``"job"`` for one per job), receipts
+    beside it, and a manifest with checksums that maps every accountingEntryId to its file
+    and rows. Nothing is visible under its final name before it is complete.
+    """
+
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        id="sftp",
+        display_name="CSV files over SFTP",
+        capabilities=frozenset(
+            {
+                Capability.JOURNAL,
+                Capability.ACCOUNTS_PAYABLE,
+                Capability.ATTACHMENTS,
+                Capability.LOOKUP_BY_REFERENCE,
+                Capability.BATCH_POSTING,
+                Capability.MULTI_CURRENCY,
+            }
+        ),
+        limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_batch_size=DEFAULT_BATCH_SIZE),
+        settings_model=SftpSettings,
+    )
+
+    def __init__(self, settings: SftpSettings, context: ConnectorContext) -> None:
+        super().__init__(settings, context)
+        self.storage: Storage = (
+            LocalStorage(settings.local_dir)
+            if settings.local_dir is not None
+            else SftpStorage(settings)
+        )
+        self.publisher = Publisher(self.storage, settings, context.logger)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Check the local side of the settings; the server is first contacted in ``check``."""
+        s = self.settings
+        if s.host is None:
+            return
+        await anyio.to_thread.run_sync(self._check_local_files)
+
+    def _check_local_files(self) -> None:
+        s = self.settings
+        assert s.known_hosts is not None and s.host is not None
+        try:
+            known = asyncssh.read_known_hosts(str(s.known_hosts))
+        except (OSError, ValueError) as error:
+            raise JobRejected(
+                JobReason.MISSING_CONFIGURATION,
+                f"known_hosts {s.known_hosts} cannot be read ({error}): create it with the "
+                "server's host key (ssh-keyscan prints it; compare the fingerprint with the one "
+                "the server's administrator gives you)",
+            ) from error
+        address = s.host if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", s.host) else ""
+        host_keys, ca_keys, *_ = known.match(s.host, address, s.port)
+        if not host_keys and not ca_keys:
+            pattern = s.host if s.port == 22 else f"[{s.host}]:{s.port}"
+            raise JobRejected(
+                JobReason.MISSING_CONFIGURATION,
+                f"known_hosts {s.known_hosts} has no key for {pattern}: add the server's host "
+                f"key (`ssh-keyscan -p {s.port} {s.host}`), after checking its fingerprint with "
+                "the server's administrator; pleo-export never trusts an unknown server",
+            )
+        if s.private_key is not None:
+            passphrase = (
+                s.private_key_passphrase.get_secret_value()
+                if s.private_key_passphrase is not None
+                else None
+            )
+            try:
+                asyncssh.read_private_key(str(s.private_key), passphrase)
+            except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as error:
+                raise JobRejected(
+                    JobReason.INVALID_CONFIGURATION,
+                    f"the private key {s.private_key} (setting private_key) cannot be read "
+                    f"({error}): check the path, the file's permissions and "
+                    "private_key_passphrase",
+                ) from error
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    async def check(self, job: ExportJob) -> None:
+        """Connect, check the directory and settle what an interrupted run left there.
+
+        In a dry run only reads: the directory and the manifest.
+        """
+        try:
+            await self.storage.connect()
+            await self.storage.check_directory()
+            if self.context.dry_run:
+                await self.publisher.load()
+            else:
+                await self.publisher.repair()
+                await self.publisher.probe()
+        except DeliveryError as error:
+            raise as_connector_error(error) from error
+        self.context.logger.debug(
+            "delivery directory ready",
+            extra={
+                "event": "sftp.ready",
+                "job_id": job.id,
+                "destination": self.settings.destination,
+            },
+        )
+
+    async def verify(self) -> list[str]:
+        """Files missing or changed since publication, pending records, temporary leftovers."""
+        try:
+            return await self.publisher.verify()
+        except DeliveryError as error:
+            return [error.message]
+
+    def batch_size(self) -> int:
+        return self.settings.engine_batch_size
+
+    @classmethod
+    def scaffold(cls, directory: Path, chart: Any, currency: str) -> dict[str, Any]:
+        """A local delivery directory ``directory/outbox`` that knows the sandbox chart.
+
+        The chart's line accounts become ``accounts`` (so items on other accounts fail with
+        ``account_unknown``), its tax codes ``tax_codes``, and each vendor gets a payable
+        sub-account ``2100:<code>`` (other vendors fail with ``vendor_unknown``).
+        """
+        (directory / "outbox").mkdir(parents=True, exist_ok=True)
+        accounts = [account.code for account in chart.expense_accounts]
+        vendors = {vendor.code: f"2100:{vendor.code}" for vendor in chart.vendors}
+        return {
+            "local_dir": "outbox",
+            "accounts": accounts,
+            "tax_codes": [tax.code for tax in chart.tax_codes],
+            "wallet_account": chart.wallet_account.code,
+            "accounts_payable_account": "2100",
+            "unknown_vendor": "fail",
+            "vendor_accounts": vendors,
+        }
+
+    def classify_error(self, error: BaseException) -> ConnectorError | None:
+        if isinstance(error, DeliveryError):
+            return as_connector_error(error)
+        return None
+
+    # --- prepare --------------------------------------------------------------------------
+
+    async def prepare(self, plan: PostingPlan) -> PreparedEntry:
+        """Resolve the accounts and render the item's rows; writes nothing."""
+        entries: list[ResolvedEntry] = []
+        names: dict[tuple[int, int], str | None] = {}
+        codes: dict[tuple[int, int], str | None] = {}
+        for e_index, entry in enumerate(plan.entries):
+            self._check_period(entry.date)
+            postings = []
+            for p_index, posting in enumerate(entry.postings):
+                resolved = ResolvedPosting.from_posting(posting, self._account(posting))
+                tax_code = self._tax_code(posting)
+                if tax_code != posting.tax_code:
+                    resolved = resolved.model_copy(update={"tax_code": tax_code})
+                postings.append(resolved)
+                names[(e_index, p_index)] = posting.account.name
+                codes[(e_index, p_index)] = posting.account.code
+            entries.append(
+                ResolvedEntry(
+                    kind=entry.kind,
+                    date=entry.date,
+                    narration=entry.narration,
+                    postings=tuple(postings),
+                )
+            )
+        attachments = self._attachments(plan)
+        rows = item_rows(plan, entries, self.settings, [a.name for a in attachments], names, codes)
+        if self.settings.unencodable == "fail":
+            bad = unencodable_cells(rows, self.settings)
+            if bad:
+                raise ItemRejected(
+                    Reason.ACCOUNTING_SYSTEM_VALIDATION_FAILURE,
+                    f"the columns {', '.join(bad)} hold characters that the file encoding "
+                    f'{self.settings.encoding} cannot represent: set encoding = "utf-8" or '
+                    'unencodable = "replace" in [connector.settings], or change the text in Pleo',
+                )
+        payload = _Payload(
+            reference=plan.reference,
+            job_id=plan.job.id,
+            rows=rows,
+            attachments=tuple(attachments),
+        )
+        return PreparedEntry(
+            plan=plan,
+            entries=tuple(entries),
+            rendered=render_csv(rows, self.settings, header=True),
+            payload=payload,
+        )
+
+    def _attachments(self, plan: PostingPlan) -> list[_Attachment]:
+        if not self.settings.attachments:
+            return []
+        stem = f"{self.settings.file_prefix}-{safe_component(plan.reference, limit=64)}"
+        return [
+            _Attachment(index, file, f"{stem}-{index + 1}.{extension_for(file.type)}")
+            for index, file in enumerate(plan.attachments)
+        ]
+
+    def _check_period(self, day: date) -> None:
+        closed_before = self.settings.closed_before
+        if closed_before is not None and day < closed_before:
+            raise ItemRejected(
+                Reason.ACCOUNTING_SYSTEM_VALIDATION_FAILURE,
+                f"date {day.isoformat()} is in a closed accounting period: the books are closed "
+                f"for days before {closed_before.isoformat()} (setting closed_before); move "
+                "closed_before back to reopen the period, or correct the date in Pleo",
+            )
+
+    def _tax_code(self, posting: Posting) -> str | None:
+        code = posting.tax_code
+        if code is None:
+            return None
+        mapped = self.settings.tax_code_map.get(code, code)
+        known = self.settings.tax_codes
+        if known is not None and mapped not in known:
+            where = posting.field or "the item"
+            via = f" (tax_code_map[{code!r}] = {mapped})" if mapped != code else ""
+            raise ItemRejected(
+                Reason.TAX_CODE_UNKNOWN,
+                f"{where}.tax.code {code}{via} is not among the tax codes of the receiving "
+                "system (setting tax_codes): add it there, map it in tax_code_map, or change "
+                "the tax code of the expense in Pleo",
+            )
+        return mapped
+
+    def _account(self, posting: Posting) -> str:
+        s = self.settings
+        ref = posting.account
+        where = posting.field or "the item"
+        if ref.role is Role.EXPENSE:
+            code = ref.code or ref.identifier
+            if not code:
+                raise ItemRejected(
+                    Reason.ACCOUNT_UNKNOWN,
+                    f"{where}.account ({ref.name or 'no name'}) has no account code in Pleo: "
+                    "give the category an account code in Pleo or choose another category",
+                )
+            account = s.account_map.get(code, code)
+            if s.accounts is not None and account not in s.accounts:
+                mapped = f" (account_map[{code!r}] = {account})" if account != code else ""
+                raise ItemRejected(
+                    Reason.ACCOUNT_UNKNOWN,
+                    f"{where}.account.code {code} ({ref.name or 'no name'}){mapped} is not among "
+                    "the accounts of the receiving system (setting accounts): add it there, map "
+                    "it in account_map, or change the category in Pleo",
+                )
+            return account
+        if ref.role is Role.ACCOUNTS_PAYABLE:
+            if ref.vendor is None:
+                return s.accounts_payable_account
+            tried = []
+            for key, value in ref.vendor.match_keys():
+                tried.append(f"{key} {value!r}")
+                if value in s.vendor_accounts:
+                    return s.vendor_accounts[value]
+            if s.unknown_vendor == "fallback":
+                return s.accounts_payable_account
+            raise ItemRejected(
+                Reason.VENDOR_UNKNOWN,
+                f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {ref.vendor.name!r}: "
+                f"{', '.join(tried) or 'no code, external id or tax number'} is not in "
+                'vendor_accounts; add it there or set unknown_vendor = "fallback")',
+            )
+        if ref.code and ref.role in (Role.WALLET, Role.TAX_INPUT, Role.TAX_OUTPUT):
+            return s.account_map.get(ref.code, ref.code)
+        defaults = {
+            Role.WALLET: s.wallet_account,
+            Role.OUT_OF_POCKET: s.out_of_pocket_account,
+            Role.CONTRA: s.contra_account,
+            Role.TAX_INPUT: s.vat_input_account,
+            Role.TAX_OUTPUT: s.vat_output_account,
+            Role.ROUNDING: s.rounding_account,
+        }
+        return defaults[ref.role]
+
+    # --- post -----------------------------------------------------------------------------
+
+    async def post(self, prepared: PreparedEntry) -> ExternalRecord:
+        """One entry as a batch of one (the engine uses ``post_batch``)."""
+        (result,) = await self.post_batch([prepared])
+        if isinstance(result, ItemRejected):
+            raise result
+        return result
+
+    async def post_batch(
+        self, entries: Sequence[PreparedEntry]
+    ) -> Sequence[ExternalRecord | ItemRejected]:
+        """Publish ``entries`` as one CSV file with their receipts; answer per entry."""
+        if not entries:
+            return []
+        payloads = [self._payload(prepared) for prepared in entries]
+        job_ids = {p.job_id for p in payloads}
+        if len(job_ids) != 1:
+            raise ValueError(f"a batch must hold entries of one job, got {sorted(job_ids)}")
+        batch = [
+            BatchEntry(
+                reference=p.reference,
+                rows=p.rows,
+                attachments=[
+                    PlannedAttachment(a.index, a.name, self._fetcher(a)) for a in p.attachments
+                ],
+            )
+            for p in payloads
+        ]
+        result = await self._publish(payloads[0].job_id, batch)
+        answers: list[ExternalRecord | ItemRejected] = []
+        for payload in payloads:
+            rejected = result.rejected.get(payload.reference)
+            if rejected is not None:
+                answers.append(rejected)
+            else:
+                answers.append(self._record(result.locations[payload.reference]))
+        return answers
+
+    async def _publish(self, job_id: str, batch: list[BatchEntry]) -> PublishResult:
+        for attempt in (1, 2):
+            try:
+                return await self.publisher.publish(job_id, batch)
+            except DeliveryError as error:
+                uncertain = self.publisher.committing
+                if error.problem is Problem.CONNECTION_LOST and not uncertain and attempt == 1:
+                    # Nothing was published; a connection that broke (often one the server
+                    # closed while idle) is opened again once before the engine retries.
+                    self.context.logger.warning(
+                        "connection lost before publishing; reconnecting: %s",
+                        error.message,
+                        extra={"event": "sftp.reconnect", "job_id": job_id},
+                    )
+                    await self.storage.reset()
+                    continue
+                raise as_connector_error(error, uncertain=uncertain) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _payload(self, prepared: PreparedEntry) -> _Payload:
+        payload = prepared.payload
+        if not isinstance(payload, _Payload):
+            raise TypeError(
+                "post_batch() takes PreparedEntry objects from this connector's prepare()"
+            )
+        return payload
+
+    def _fetcher(self, attachment: _Attachment) -> Callable[[], Awaitable[bytes]]:
+        async def fetch() -> bytes:
+            index, file = attachment.index, attachment.file
+            try:
+                content = await self.context.fetch_attachment(file)
+            except ItemRejected:
+                raise
+            except Exception as error:
+                raise ItemRejected(
+                    Reason.RECEIPT_DOWNLOAD_FAILURE,
+                    f"files[{index}] ({file.type}) could not be downloaded from Pleo: {error}; "
+                    "export the expense again (receipt links expire 24 hours after the export "
+                    "started)",
+                ) from error
+            limit = self.manifest.limits.max_attachment_bytes
+            if limit is not None and len(content) > limit:
+                raise ItemRejected(
+                    Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
+                    f"files[{index}] is {len(content)} bytes, more than the {limit} bytes this "
+                    "connector uploads: replace the receipt in Pleo with a smaller file",
+                )
+            return content
+
+        return fetch
+
+    def _record(self, location: EntryLocation) -> ExternalRecord:
+        return ExternalRecord(
+            external_id=location.external_id,
+            external_url=self.storage.url(location.file),
+            exported_at=location.exported_at,
+        )
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    async def find_existing(self, reference: str) -> ExternalRecord | None:
+        """The file and rows of ``reference`` from the manifest; reads only."""
+        try:
+            location = await self.publisher.lookup(reference)
+        except DeliveryError as error:
+            raise as_connector_error(error) from error
+        return self._record(location) if location is not None else None

@@ -1,0 +1,26 @@
+"""Conformance of `broken-false-success`, which reports success for a post the ledger
+refused.
+
+The kit must FAIL this module: ``tests/testing`` in the pleo-export repository runs it and
+checks that the failures name the expected scenarios.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pleo_export_broken.conformance import ledger_target
+
+from pleo_export.sandbox import Chart
+from pleo_export.testing import ConformanceSuite, ConnectorTarget
+
+pytest_plugins = ["pleo_export.testing.plugin"]
+
+
+class TestConformance(ConformanceSuite):
+    connector_id = "broken-false-success"
+
+    @pytest.fixture
+    def connector_target(self, tmp_path: Path, conformance_chart: Chart) -> ConnectorTarget:
+        return ledger_target(tmp_path / "books", conformance_chart)

@@ -1,0 +1,233 @@
+"""Responses that break the Export API schema: a fault the network cannot produce on its own.
+
+:mod:`pleo_export.sandbox.faults` makes requests fail (429, 5xx, timeouts, dropped
+connections). This module makes them *succeed* with a body the client cannot trust: a required
+field missing, a field of the wrong JSON type, a body that is not JSON at all, or one cut off
+halfway. That is what a half-deployed API version, a misbehaving proxy or a corrupted cache
+hands a client, and the client must refuse it rather than act on it.
+
+:func:`break_responses` wraps a sandbox's ASGI app, so both :meth:`Sandbox.transport` and a
+served sandbox (``running_server``) deliver the broken bodies. The sandbox records and checks
+the response it produced (``Sandbox.requests``, ``on_exchange``) *before* the break, so a
+contract checker keeps seeing a sandbox that follows the spec; what was broken is listed in
+:attr:`SchemaBreaker.broken`.
+
+A :class:`BreakRule` matches requests by method and path (a regular expression searched in
+the path) and breaks ``count`` of the matching 2xx responses (every ``every``-th). Kinds:
+
+``drop``
+    remove the field at ``field`` (a dotted path; ``*`` stands for every element of a list,
+    e.g. ``data.*.status`` or ``data.1.amount``).
+``retype``
+    replace the value at ``field`` with one of another JSON type (a string becomes a number,
+    anything else a string).
+``null``
+    set the value at ``field`` to ``null``.
+``not_json``
+    replace the whole body with an HTML page, keeping status and JSON content type.
+``truncate``
+    cut the body in half.
+
+``drop``, ``retype`` and ``null`` need ``field``; when the field is not in a response, that
+response is passed on unchanged and does not count as a hit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pleo_export.sandbox.app import Sandbox
+from pleo_export.sandbox.transport import call_buffered
+
+BreakKind = Literal["drop", "retype", "null", "not_json", "truncate"]
+BREAK_KINDS: tuple[str, ...] = ("drop", "retype", "null", "not_json", "truncate")
+_NEEDS_FIELD = frozenset({"drop", "retype", "null"})
+_HTML = b"<html><body><h1>502 Bad Gateway</h1><p>upstream sent garbage</p></body></html>"
+
+
+@dataclass(frozen=True)
+class BreakRule:
+    kind: BreakKind
+    method: str | None = None
+    path: str | None = None
+    """Regular expression searched in the request path, e.g. ``r"/v3/export-items$"``."""
+    field: str | None = None
+    """Dotted path into the JSON body, e.g. ``pagination``, ``data.*.status``, ``data.0.amount``."""
+    count: int | None = 1
+    """How many responses to break; ``None`` for every matching response."""
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in BREAK_KINDS:
+            raise ValueError(f"break kind {self.kind!r} is not one of {BREAK_KINDS}")
+        if self.kind in _NEEDS_FIELD and not self.field:
+            raise ValueError(f"break kind {self.kind!r} needs field (a dotted path)")
+        if self.every < 1:
+            raise ValueError("every must be >= 1")
+        if self.count is not None and self.count < 0:
+            raise ValueError("count must be >= 0 or None")
+        if self.path is not None:
+            re.compile(self.path)
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path is None or re.search(self.path, path) is not None
+
+
+@dataclass(frozen=True)
+class BrokenResponse:
+    """One response that was broken on its way out."""
+
+    method: str
+    path: str
+    kind: str
+    field: str | None
+    original: bytes
+    delivered: bytes
+
+
+@dataclass
+class _Armed:
+    rule: BreakRule
+    seen: int = 0
+    hits: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.rule.count is not None and self.hits >= self.rule.count
+
+
+@dataclass
+class SchemaBreaker:
+    """The ASGI wrapper installed by :func:`break_responses`."""
+
+    inner: ASGIApp
+    rules: list[_Armed] = field(default_factory=list)
+    broken: list[BrokenResponse] = field(default_factory=list)
+
+    def add(self, rule: BreakRule) -> BreakRule:
+        self.rules.append(_Armed(rule))
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._candidates(scope["method"], scope["path"]):
+            await self.inner(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        status, headers, content = await call_buffered(self.inner, scope, body)
+        if 200 <= status < 300:
+            content, headers = self._break(scope["method"], scope["path"], content, headers)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _candidates(self, method: str, path: str) -> list[_Armed]:
+        return [a for a in self.rules if not a.exhausted and a.rule.matches(method, path)]
+
+    def _break(
+        self, method: str, path: str, content: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """Apply every rule that hits this response, in the order the rules were added."""
+        for armed in self._candidates(method, path):
+            changed = _apply(armed.rule, content)
+            if changed is None:
+                continue  # the field is not in this response: not a hit
+            armed.seen += 1
+            if (armed.seen - 1) % armed.rule.every:
+                continue
+            armed.hits += 1
+            self.broken.append(
+                BrokenResponse(method, path, armed.rule.kind, armed.rule.field, content, changed)
+            )
+            content = changed
+        length = str(len(content)).encode()
+        headers = [(k, length if k.lower() == b"content-length" else v) for k, v in headers]
+        return content, headers
+
+
+def break_responses(sandbox: Sandbox) -> SchemaBreaker:
+    """Wrap ``sandbox``'s app so that rules added to the returned breaker break responses.
+
+    Call it once per sandbox, before clients are created (``Sandbox.transport()`` reads
+    ``sandbox.app`` when it is called).
+    """
+    if isinstance(sandbox.app, SchemaBreaker):
+        return sandbox.app
+    breaker = SchemaBreaker(sandbox.app)
+    sandbox.app = breaker
+    return breaker
+
+
+# --- mutations ----------------------------------------------------------------------------------
+
+
+def _apply(rule: BreakRule, content: bytes) -> bytes | None:
+    """The broken body, or ``None`` when this rule has nothing to break in ``content``."""
+    if rule.kind == "not_json":
+        return _HTML
+    if rule.kind == "truncate":
+        return content[: len(content) // 2]
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    assert rule.field is not None
+    data = copy.deepcopy(data)
+    if not _mutate(data, rule.field.split("."), rule.kind):
+        return None
+    return json.dumps(data).encode()
+
+
+def _mutate(node: Any, parts: list[str], kind: str) -> bool:
+    head, rest = parts[0], parts[1:]
+    keys: list[Any]
+    if isinstance(node, list):
+        if kind == "drop" and not rest:
+            return False  # removing list elements is not a field removal
+        if head == "*":
+            keys = list(range(len(node)))
+        elif head.isdigit() and int(head) < len(node):
+            keys = [int(head)]
+        else:
+            return False
+    elif isinstance(node, dict):
+        keys = [head] if head in node else []
+    else:
+        return False
+    changed = False
+    for key in keys:
+        if rest:
+            changed = _mutate(node[key], rest, kind) or changed
+            continue
+        if kind == "drop":
+            del node[key]
+        elif kind == "null":
+            node[key] = None
+        else:
+            node[key] = 12345 if isinstance(node[key], str) else "not-what-the-spec-says"
+        changed = True
+    return changed
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+__all__ = ["BREAK_KINDS", "BreakRule", "BrokenResponse", "SchemaBreaker", "break_responses"]

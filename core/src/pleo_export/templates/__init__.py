@@ -1,0 +1,1 @@
+"""Templates shipped with pleo-export (package data; see ``pleo_export.new_connector``)."""

@@ -1,0 +1,54 @@
+"""The connector conformance kit: one pytest suite every connector must pass.
+
+A connector package opts in with a test module::
+
+    import pytest
+    from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry
+
+    pytest_plugins = ["pleo_export.testing.plugin"]
+
+    class TestConformance(ConformanceSuite):
+        connector_id = "myconnector"
+        exempt = {"closed_period": "the target has no accounting periods"}
+
+        @pytest.fixture
+        def connector_target(self, tmp_path, conformance_chart, conformance_currency):
+            ...
+            yield ConnectorTarget(settings={...}, read_entries=read)
+
+The kit drives the real engine against the in-process Pleo sandbox, loads the connector by its
+entry-point name and judges every item in Pleo and in the target. See ``docs/conformance.md``.
+Needs pytest and anyio: ``pip install "pleo-export[testing]"``.
+"""
+
+from pleo_export.testing.checks import ConformanceFailure, Expect
+from pleo_export.testing.target import ConnectorTarget, TargetEntry, TargetPosting
+
+try:
+    import pytest  # noqa: F401 - checked here so the error below names the fix
+except ImportError as error:  # pragma: no cover - exercised without pytest installed
+    raise ImportError(
+        "pleo_export.testing is the connector conformance kit and needs pytest (and anyio's "
+        'pytest plugin): install it with `pip install "pleo-export[testing]"` or add pytest '
+        "to your test dependencies"
+    ) from error
+
+from pleo_export.testing.scenarios import FIRST_OPEN_DAY, SCENARIOS, Kit, run_scenario
+from pleo_export.testing.suite import ConformanceSuite
+
+SCENARIO_IDS: tuple[str, ...] = tuple(SCENARIOS)
+"""Every scenario id, in the order the suite runs them."""
+
+__all__ = [
+    "FIRST_OPEN_DAY",
+    "SCENARIOS",
+    "SCENARIO_IDS",
+    "ConformanceFailure",
+    "ConformanceSuite",
+    "ConnectorTarget",
+    "Expect",
+    "Kit",
+    "TargetEntry",
+    "TargetPosting",
+    "run_scenario",
+]

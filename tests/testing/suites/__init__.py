@@ -1,0 +1,1 @@
+"""Conformance suites the kit's own tests run in a child pytest (not collected directly)."""

@@ -1,0 +1,21 @@
+"""``ledger-file-batch`` against the kit: it must pass, the crash coming after a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pleo_export_broken.conformance import ledger_target
+
+from pleo_export.sandbox import Chart
+from pleo_export.testing import ConformanceSuite, ConnectorTarget
+
+pytest_plugins = ["pleo_export.testing.plugin"]
+
+
+class TestConformance(ConformanceSuite):
+    connector_id = "ledger-file-batch"
+
+    @pytest.fixture
+    def connector_target(self, tmp_path: Path, conformance_chart: Chart) -> ConnectorTarget:
+        return ledger_target(tmp_path / "books", conformance_chart)
