@@ -183,12 +183,32 @@ class ConnectorContext:
         self.work_dir = work_dir
         self.dry_run = dry_run
 
-    async def fetch_attachment(self, file: ExportItemFile) -> bytes:
+    async def fetch_attachment(
+        self, file: ExportItemFile, *, label: str = "the receipt", max_bytes: int | None = None
+    ) -> bytes:
         """Download a receipt from Pleo (URLs expire 24 hours after the items were fetched).
 
-        Raises :class:`ItemRejected` with ``receipt_download_failure`` when it cannot.
+        ``label`` names the file in messages (e.g. ``files[2]``). Raises :class:`ItemRejected`
+        with ``receipt_download_failure`` when it cannot be downloaded, and with
+        ``receipt_file_size_limit_exceeded`` when it is larger than ``max_bytes``.
         """
-        return await self._fetch_attachment(file)
+        try:
+            content = await self._fetch_attachment(file)
+        except ItemRejected:
+            raise
+        except Exception as error:
+            raise ItemRejected(
+                ExportJobItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE,
+                f"{label} ({file.type}) could not be downloaded from Pleo: {error}; export the "
+                "expense again (receipt links expire 24 hours after the export started)",
+            ) from error
+        if max_bytes is not None and len(content) > max_bytes:
+            raise ItemRejected(
+                ExportJobItemFailureReasonType.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
+                f"{label} is {len(content)} bytes, more than the {max_bytes} bytes the "
+                "accounting system accepts: replace the receipt in Pleo with a smaller file",
+            )
+        return content
 
 
 class Connector(abc.ABC, Generic[SettingsT]):

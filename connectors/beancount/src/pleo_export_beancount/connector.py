@@ -522,25 +522,11 @@ class BeancountConnector(Connector[BeancountSettings]):
         return record
 
     async def _download(self, attachment: _Attachment) -> bytes:
-        index, file = attachment.index, attachment.file
-        try:
-            content = await self.context.fetch_attachment(file)
-        except ItemRejected:
-            raise
-        except Exception as error:
-            raise ItemRejected(
-                Reason.RECEIPT_DOWNLOAD_FAILURE,
-                f"files[{index}] ({file.type}) could not be downloaded from Pleo: {error}; "
-                "export the item again (receipt links expire 24 hours after they were fetched)",
-            ) from error
-        limit = self.manifest.limits.max_attachment_bytes
-        if limit is not None and len(content) > limit:
-            raise ItemRejected(
-                Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-                f"files[{index}] is {len(content)} bytes, over the {limit} bytes the "
-                "connector stores: replace the receipt in Pleo with a smaller file",
-            )
-        return content
+        return await self.context.fetch_attachment(
+            attachment.file,
+            label=f"files[{attachment.index}]",
+            max_bytes=self.manifest.limits.max_attachment_bytes,
+        )
 
     async def find_existing(self, reference: str) -> ExternalRecord | None:
         """The entry posted for ``reference``, from the ledger index or the output file."""

@@ -481,26 +481,11 @@ class SftpConnector(Connector[SftpSettings]):
 
     def _fetcher(self, attachment: _Attachment) -> Callable[[], Awaitable[bytes]]:
         async def fetch() -> bytes:
-            index, file = attachment.index, attachment.file
-            try:
-                content = await self.context.fetch_attachment(file)
-            except ItemRejected:
-                raise
-            except Exception as error:
-                raise ItemRejected(
-                    Reason.RECEIPT_DOWNLOAD_FAILURE,
-                    f"files[{index}] ({file.type}) could not be downloaded from Pleo: {error}; "
-                    "export the expense again (receipt links expire 24 hours after the export "
-                    "started)",
-                ) from error
-            limit = self.manifest.limits.max_attachment_bytes
-            if limit is not None and len(content) > limit:
-                raise ItemRejected(
-                    Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-                    f"files[{index}] is {len(content)} bytes, more than the {limit} bytes this "
-                    "connector uploads: replace the receipt in Pleo with a smaller file",
-                )
-            return content
+            return await self.context.fetch_attachment(
+                attachment.file,
+                label=f"files[{attachment.index}]",
+                max_bytes=self.manifest.limits.max_attachment_bytes,
+            )
 
         return fetch
 

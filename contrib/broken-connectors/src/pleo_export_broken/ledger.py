@@ -201,13 +201,9 @@ class LedgerFileConnector(Connector[LedgerSettings]):
 
     async def post(self, prepared: PreparedEntry) -> ExternalRecord:
         for index, file in enumerate(prepared.plan.attachments):
-            content = await self.context.fetch_attachment(file)
-            if len(content) > MAX_ATTACHMENT_BYTES:
-                raise ItemRejected(
-                    Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-                    f"files[{index}] is {len(content)} bytes; the ledger stores at most "
-                    f"{MAX_ATTACHMENT_BYTES}: replace the receipt in Pleo with a smaller file",
-                )
+            await self.context.fetch_attachment(
+                file, label=f"files[{index}]", max_bytes=MAX_ATTACHMENT_BYTES
+            )
         row = self.row(prepared)
         number = await anyio.to_thread.run_sync(append_row, self.settings.path, row)
         return self._record(row, number)
