@@ -17,10 +17,11 @@ every write durable before returning.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class ItemPhase(StrEnum):
@@ -59,6 +60,38 @@ class ItemRecord:
     outcome: ItemOutcome | None
     reported: bool
     updated_at: datetime
+
+
+class Row(Protocol):
+    """A database row read by column name (``sqlite3.Row``, a psycopg dict row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def item_record(row: Row, parse_time: Callable[[Any], datetime]) -> ItemRecord:
+    """An :class:`ItemRecord` from a row of the ``items`` table (the same columns everywhere)."""
+    outcome: ItemOutcome | None = None
+    if row["outcome_seq"] is not None:
+        exported_at = row["exported_at"]
+        outcome = ItemOutcome(
+            succeeded=bool(row["succeeded"]),
+            external_id=row["external_id"],
+            external_url=row["external_url"],
+            exported_at=parse_time(exported_at) if exported_at is not None else None,
+            failure_reason_type=row["failure_reason_type"],
+            failure_reason=row["failure_reason"],
+            recovered=bool(row["recovered"]),
+        )
+    return ItemRecord(
+        job_id=row["job_id"],
+        accounting_entry_id=row["accounting_entry_id"],
+        phase=ItemPhase(row["phase"]),
+        pleo_status=row["pleo_status"],
+        attempts=int(row["attempts"]),
+        outcome=outcome,
+        reported=bool(row["reported"]),
+        updated_at=parse_time(row["updated_at"]),
+    )
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from pleo_export.state.base import (
     Lease,
     StateStore,
     StoredToken,
+    item_record,
 )
 
 __all__ = ["SCHEMA_VERSION", "Durability", "SQLiteStateStore"]
@@ -265,28 +266,7 @@ def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[
 
 
 def _item(row: sqlite3.Row) -> ItemRecord:
-    outcome: ItemOutcome | None = None
-    if row["outcome_seq"] is not None:
-        exported_at = row["exported_at"]
-        outcome = ItemOutcome(
-            succeeded=bool(row["succeeded"]),
-            external_id=row["external_id"],
-            external_url=row["external_url"],
-            exported_at=_dt(exported_at) if exported_at is not None else None,
-            failure_reason_type=row["failure_reason_type"],
-            failure_reason=row["failure_reason"],
-            recovered=bool(row["recovered"]),
-        )
-    return ItemRecord(
-        job_id=row["job_id"],
-        accounting_entry_id=row["accounting_entry_id"],
-        phase=ItemPhase(row["phase"]),
-        pleo_status=row["pleo_status"],
-        attempts=int(row["attempts"]),
-        outcome=outcome,
-        reported=bool(row["reported"]),
-        updated_at=_dt(row["updated_at"]),
-    )
+    return item_record(row, _dt)
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
