@@ -272,3 +272,29 @@ async def test_unknown_account_fails_in_prepare_and_never_enters_a_batch(
     assert unknown
     assert all(i.accounting_entry_id not in harness.target.entries for i in unknown)
     assert sum(BatchConnector.batches) == len(harness.target.entries) == len(items) - len(unknown)
+
+
+async def test_uncertain_batch_whose_lookup_fails_too_says_the_entry_may_exist(
+    harness: Harness,
+) -> None:
+    class LookupDown(BatchConnector):
+        async def find_existing(self, reference: str) -> ExternalRecord | None:
+            if not BatchConnector.batches:  # the lookups before the first post work
+                return await super().find_existing(reference)
+            raise TargetTemporarilyUnavailable("search endpoint down")
+
+    job = harness.sandbox.queue_export(harness.company_id, count=6, seed=49)
+    BatchConnector.stop_after = 3
+    async with harness.engine(connector_cls=LookupDown) as engine:
+        await engine.run_pending()
+
+    items = _final(harness, job.id)
+    written = set(harness.target.entries)
+    assert len(written) == 3
+    for reference in written:
+        item = items[reference]
+        assert item.status is ExportJobItemStatus.FAILED
+        assert item.failure_reason_type == "unexpected_failure"
+        assert "looking it up by reference failed too" in (item.failure_reason or "")
+        assert "nothing was written" not in (item.failure_reason or "")
+    assert harness.target.posted_twice == []

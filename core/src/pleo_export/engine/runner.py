@@ -643,7 +643,9 @@ class ExportEngine:
                     try:
                         found = await self._lookup(entry_id)
                     except ConnectorError as lookup_error:
-                        failure = self._as_item_failure(lookup_error)
+                        if isinstance(lookup_error, JobRejected):
+                            self._aborted = lookup_error
+                        failure = _unconfirmed(entry_id, classified, lookup_error)
                         await self._fail_all(job, report, [(entry_id, None)], failure)
                         continue
                     if found is not None:
