@@ -290,3 +290,58 @@ def test_sandbox_serve_answers_over_loopback_http(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+CRASHING_CONNECTOR = """
+from typing import ClassVar
+
+from pydantic import SecretStr
+
+from pleo_export import Capability, Connector, ConnectorManifest, ConnectorSettings
+
+
+class CrashySettings(ConnectorSettings):
+    password: SecretStr
+
+
+class CrashyConnector(Connector[CrashySettings]):
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        id="crashy",
+        display_name="Crashes in open",
+        capabilities=frozenset({Capability.JOURNAL}),
+        settings_model=CrashySettings,
+    )
+
+    async def open(self):
+        secret = self.settings.password.get_secret_value()
+        raise RuntimeError(f"driver bug while logging in with password {secret}")
+
+    async def check(self, job): ...
+
+    async def prepare(self, plan): ...
+
+    async def post(self, prepared): ...
+"""
+
+
+def test_an_unexpected_crash_is_reported_without_the_secret_or_a_raw_traceback(
+    tmp_path: Path,
+) -> None:
+    site = make_distribution(
+        tmp_path / "site",
+        "pleo-export-crashy",
+        "0.0.1",
+        {"pleo_export.connectors": {"crashy": "crashy_connector:CrashyConnector"}},
+        {"crashy_connector": CRASHING_CONNECTOR},
+    )
+    (tmp_path / "pleo-export.toml").write_text('[connector]\nname = "crashy"\n', encoding="utf-8")
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "PLEO_EXPORT_CRASHY_PASSWORD": "hunter2-do-not-print",
+    }
+    result = pleo_export("run", "--quiet", cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "hunter2-do-not-print" not in output
+    assert "unexpected error: RuntimeError: driver bug" in output
+    assert "password ***" in output  # masked in the message and in the logged traceback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -100,6 +101,20 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except StateStoreError as error:
         # The message names the database (password hidden) and says what to change.
         _fail(f"state store: {error}", EXIT_CONFIG)
+    except Exception as error:
+        # A bug, in pleo-export or in a connector. Python's own traceback printer would show
+        # the exception text unredacted (a connector error may quote a password), so the
+        # traceback goes through the logger, which masks registered secrets.
+        from pleo_export.logs import redact
+
+        logging.getLogger("pleo_export.cli").error(
+            "unexpected error", exc_info=error, extra={"event": "cli.crash"}
+        )
+        _fail(
+            f"unexpected error: {redact(f'{type(error).__name__}: {error}')} (the traceback is "
+            "in the log above; please report it with the connector's name and version)",
+            EXIT_UNAVAILABLE,
+        )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
