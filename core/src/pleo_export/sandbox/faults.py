@@ -33,23 +33,19 @@ DROP_HEADER = "x-sandbox-drop"
 broken connection whatever it does with headers."""
 
 
-@dataclass(frozen=True)
-class FaultRule:
-    kind: FaultKind
+@dataclass(frozen=True, kw_only=True)
+class RequestMatch:
+    """Which requests a rule applies to, and how many of them: shared by every fault rule."""
+
     method: str | None = None
     path: str | None = None
     """Regular expression searched in the request path, e.g. ``r"/items$"``."""
     count: int | None = 1
-    """How many requests to hit; ``None`` for every matching request, forever."""
+    """How many matching requests to hit; ``None`` for every one, forever."""
     every: int = 1
     """Hit every n-th matching request (1 = each one)."""
-    status: int = 503
-    retry_after: int = 1
-    delay: float = 0.0
 
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind {self.kind!r} is not one of {FAULT_KINDS}")
+    def _check_match(self) -> None:
         if self.every < 1:
             raise ValueError("every must be >= 1")
         if self.count is not None and self.count < 0:
@@ -61,6 +57,19 @@ class FaultRule:
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return self.path is None or re.search(self.path, path) is not None
+
+
+@dataclass(frozen=True)
+class FaultRule(RequestMatch):
+    kind: FaultKind
+    status: int = 503
+    retry_after: int = 1
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind {self.kind!r} is not one of {FAULT_KINDS}")
+        self._check_match()
 
 
 @dataclass

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pleo_export.sandbox.app import Sandbox
+from pleo_export.sandbox.faults import RequestMatch
 from pleo_export.sandbox.transport import call_buffered
 
 BreakKind = Literal["drop", "retype", "null", "not_json", "truncate"]
@@ -52,33 +52,19 @@ _HTML = b"<html><body><h1>502 Bad Gateway</h1><p>upstream sent garbage</p></body
 
 
 @dataclass(frozen=True)
-class BreakRule:
+class BreakRule(RequestMatch):
+    """Breaks ``count`` matching 2xx responses (see :class:`RequestMatch` for matching)."""
+
     kind: BreakKind
-    method: str | None = None
-    path: str | None = None
-    """Regular expression searched in the request path, e.g. ``r"/v3/export-items$"``."""
     field: str | None = None
     """Dotted path into the JSON body, e.g. ``pagination``, ``data.*.status``, ``data.0.amount``."""
-    count: int | None = 1
-    """How many responses to break; ``None`` for every matching response."""
-    every: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in BREAK_KINDS:
             raise ValueError(f"break kind {self.kind!r} is not one of {BREAK_KINDS}")
         if self.kind in _NEEDS_FIELD and not self.field:
             raise ValueError(f"break kind {self.kind!r} needs field (a dotted path)")
-        if self.every < 1:
-            raise ValueError("every must be >= 1")
-        if self.count is not None and self.count < 0:
-            raise ValueError("count must be >= 0 or None")
-        if self.path is not None:
-            re.compile(self.path)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path is None or re.search(self.path, path) is not None
+        self._check_match()
 
 
 @dataclass(frozen=True)
