@@ -133,6 +133,19 @@ class StoredToken:
     scope: str | None = None
 
 
+def job_record(row: Row, parse_time: Callable[[Any], datetime]) -> JobRecord:
+    """A :class:`JobRecord` from a row of the ``jobs`` table (the same columns everywhere)."""
+    return JobRecord(
+        job_id=row["job_id"],
+        company_id=row["company_id"],
+        started_by_us=bool(row["started_by_us"]),
+        final_event=row["final_event"],
+        final_reason=row["final_reason"],
+        created_at=parse_time(row["created_at"]),
+        updated_at=parse_time(row["updated_at"]),
+    )
+
+
 @dataclass(frozen=True)
 class JobCounts:
     total: int

@@ -57,6 +57,7 @@ from pleo_export.state.base import (
     StateStore,
     StoredToken,
     item_record,
+    job_record,
 )
 
 if TYPE_CHECKING:
@@ -416,15 +417,7 @@ def _item(row: DictRow) -> ItemRecord:
 
 
 def _job(row: DictRow) -> JobRecord:
-    return JobRecord(
-        job_id=row["job_id"],
-        company_id=row["company_id"],
-        started_by_us=bool(row["started_by_us"]),
-        final_event=row["final_event"],
-        final_reason=row["final_reason"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
-    )
+    return job_record(row, _utc)
 
 
 def _hint(exc: BaseException) -> str:

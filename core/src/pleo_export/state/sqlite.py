@@ -45,6 +45,7 @@ from pleo_export.state.base import (
     StateStore,
     StoredToken,
     item_record,
+    job_record,
 )
 
 __all__ = ["SCHEMA_VERSION", "Durability", "SQLiteStateStore"]
@@ -270,15 +271,7 @@ def _item(row: sqlite3.Row) -> ItemRecord:
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        job_id=row["job_id"],
-        company_id=row["company_id"],
-        started_by_us=bool(row["started_by_us"]),
-        final_event=row["final_event"],
-        final_reason=row["final_reason"],
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row["updated_at"]),
-    )
+    return job_record(row, _dt)
 
 
 def _hint(exc: BaseException) -> str:
