@@ -9,7 +9,7 @@ plugin's terminal summary.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +27,10 @@ PROPERTY = "pleo_export_conformance"
 MIN_REASON_LENGTH = 10
 
 OPT_IN = f'pytest_plugins = ["{PLUGIN}"]'
+
+ScenarioTest = Callable[
+    ["ConformanceSuite", ConnectorTarget, Chart, str, Path], Coroutine[Any, Any, None]
+]
 
 
 def validate_suite(cls: type[Any]) -> list[str]:
@@ -53,6 +57,25 @@ def validate_suite(cls: type[Any]) -> list[str]:
                 "the scenario cannot apply to this target; the kit prints it"
             )
     return problems
+
+
+def _scenario_test(scenario: str) -> ScenarioTest:
+    """The test method that runs ``scenario`` (the same body for every scenario)."""
+
+    async def test(
+        self: ConformanceSuite,
+        connector_target: ConnectorTarget,
+        conformance_chart: Chart,
+        conformance_currency: str,
+        tmp_path: Path,
+    ) -> None:
+        await self._scenario(
+            scenario, connector_target, conformance_chart, conformance_currency, tmp_path
+        )
+
+    test.__name__ = f"test_{scenario}"
+    test.__qualname__ = f"ConformanceSuite.test_{scenario}"
+    return test
 
 
 class ConformanceSuite:
@@ -154,153 +177,19 @@ class ConformanceSuite:
             return
         pytest.fail(message, pytrace=False)  # outside the except: no chained traceback
 
-    async def test_happy_journal(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "happy_journal", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_happy_accounts_payable(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "happy_accounts_payable",
-            connector_target,
-            conformance_chart,
-            conformance_currency,
-            tmp_path,
-        )
-
-    async def test_partial_failure(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "partial_failure", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_crash_retry_no_duplicates(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "crash_retry_no_duplicates",
-            connector_target,
-            conformance_chart,
-            conformance_currency,
-            tmp_path,
-        )
-
-    async def test_unknown_account(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "unknown_account", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_unknown_vendor(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "unknown_vendor", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_unknown_tax_code(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "unknown_tax_code", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_attachment_over_limit(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "attachment_over_limit",
-            connector_target,
-            conformance_chart,
-            conformance_currency,
-            tmp_path,
-        )
-
-    async def test_closed_period(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "closed_period", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_rounding_residual(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "rounding_residual", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_pleo_429_storm(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "pleo_429_storm", connector_target, conformance_chart, conformance_currency, tmp_path
-        )
-
-    async def test_target_unreachable_precheck(
-        self,
-        connector_target: ConnectorTarget,
-        conformance_chart: Chart,
-        conformance_currency: str,
-        tmp_path: Path,
-    ) -> None:
-        await self._scenario(
-            "target_unreachable_precheck",
-            connector_target,
-            conformance_chart,
-            conformance_currency,
-            tmp_path,
-        )
+    # One test per scenario, named test_<scenario id> (the gate above reads the name).
+    test_happy_journal = _scenario_test("happy_journal")
+    test_happy_accounts_payable = _scenario_test("happy_accounts_payable")
+    test_partial_failure = _scenario_test("partial_failure")
+    test_crash_retry_no_duplicates = _scenario_test("crash_retry_no_duplicates")
+    test_unknown_account = _scenario_test("unknown_account")
+    test_unknown_vendor = _scenario_test("unknown_vendor")
+    test_unknown_tax_code = _scenario_test("unknown_tax_code")
+    test_attachment_over_limit = _scenario_test("attachment_over_limit")
+    test_closed_period = _scenario_test("closed_period")
+    test_rounding_residual = _scenario_test("rounding_residual")
+    test_pleo_429_storm = _scenario_test("pleo_429_storm")
+    test_target_unreachable_precheck = _scenario_test("target_unreachable_precheck")
 
 
 __all__ = ["PLUGIN", "PROPERTY", "ConformanceSuite", "validate_suite"]
