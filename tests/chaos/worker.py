@@ -113,44 +113,26 @@ class KillInFlightTransport(httpx.AsyncBaseTransport):
 
 
 async def _work(config: Path, plan: KillPlan, probe: Path) -> None:
-    from pydantic import SecretStr
-
     from pleo_export import logs
     from pleo_export.app import open_session
     from pleo_export.config import load_settings
     from pleo_export.engine.runner import EngineOptions
-    from pleo_export.pleo.auth import ApiKeyAuth
-    from pleo_export.pleo.client import PleoClient
 
     settings = load_settings(config)
     logs.configure(level=settings.log.level, fmt="json", file=config.parent / "worker.log")
     options = EngineOptions(report_batch_size=REPORT_BATCH)
-    async with open_session(settings, options=options) as session:
-        # The engine's own client, built as open_session builds it but on a transport that
-        # can die mid-PUT. (Receipt downloads keep using the session's client.)
-        pleo = settings.pleo
-        assert pleo.api_key is not None
-        transport = KillInFlightTransport(
-            httpx.AsyncHTTPTransport(), plan.nth if plan.kind == "report_put" else None
-        )
-        client = PleoClient(
-            pleo.resolved_url(),
-            ApiKeyAuth(SecretStr(pleo.api_key.get_secret_value())),
-            requests_per_minute=pleo.requests_per_minute,
-            page_size=pleo.page_size,
-            timeout=pleo.timeout,
-            transport=transport,
-        )
-        async with client:
-            session.engine.client = client
-            _instrument_post(
-                session.connector, plan.nth if plan.kind == "after_post" else None, probe
-            )
-            # As `pleo-export run` does: the worker takes the company's lease, then runs the
-            # engine. The configuration names the worker (engine.worker_id), so a restarted
-            # worker takes its own lease back at once instead of waiting for it to expire.
-            runner = session.worker if session.worker is not None else session.engine
-            await runner.run_pending()
+    # Every Pleo call of the session (receipt downloads too) goes through a transport that
+    # can die mid-PUT.
+    transport = KillInFlightTransport(
+        httpx.AsyncHTTPTransport(), plan.nth if plan.kind == "report_put" else None
+    )
+    async with open_session(settings, options=options, transport=transport) as session:
+        _instrument_post(session.connector, plan.nth if plan.kind == "after_post" else None, probe)
+        # As `pleo-export run` does: the worker takes the company's lease, then runs the
+        # engine. The configuration names the worker (engine.worker_id), so a restarted
+        # worker takes its own lease back at once instead of waiting for it to expire.
+        runner = session.worker if session.worker is not None else session.engine
+        await runner.run_pending()
 
 
 def _instrument_post(connector: Any, die_after: int | None, probe: Path) -> None:

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from pleo_export import logs
@@ -157,11 +158,13 @@ async def open_session(
     host: PluginHost | None = None,
     options: EngineOptions | None = None,
     companies: Sequence[str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Session]:
     """Everything a command needs, opened; closed on exit.
 
     ``companies`` replaces ``pleo.company_id``/``pleo.company_ids`` for this session (the
-    ``run --company`` option).
+    ``run --company`` option). ``transport`` carries the Pleo client's requests (tests wrap
+    it to inject faults); the built-in sandbox always uses its own in-process transport.
     """
     host = host or PluginHost(disabled=settings.plugins.disabled)
     connector_cls = load_connector_class(settings, host)
@@ -175,7 +178,6 @@ async def open_session(
 
     sandbox: Sandbox | None = None
     company_id = companies[0] if companies else settings.pleo.company_id
-    transport = None
     oauth: OAuthInstallation | None = None
     if settings.pleo.base_url == SANDBOX:
         sandbox, company_id, key = build_sandbox(settings)
