@@ -143,9 +143,9 @@ class ExportEngine:
         self._batching = (
             Capability.BATCH_POSTING in self.manifest.capabilities and not self.options.dry_run
         )
-        self._batch: list[tuple[str, PreparedEntry]] = []
-        """BATCH_POSTING: prepared entries of the current job waiting for ``post_batch``."""
-        self._batch_ids: set[str] = set()
+        self._batch: dict[str, PreparedEntry] = {}
+        """BATCH_POSTING: prepared entries of the current job waiting for ``post_batch``, by
+        accounting entry id, in the order they were prepared."""
         self._batch_limit = 1
         if not 1 <= self.options.report_batch_size <= MAX_REPORT_BATCH:
             raise ValueError(f"report_batch_size must be between 1 and {MAX_REPORT_BATCH}")
@@ -374,8 +374,7 @@ class ExportEngine:
     async def _process_items(self, job: ExportJob, report: JobReport) -> None:
         self._aborted = None
         self._last_flush = anyio.current_time()
-        self._batch = []
-        self._batch_ids = set()
+        self._batch = {}
         if self._batching:
             self._batch_limit = max(1, self.connector.batch_size())
         dry_seen: set[str] = set()  # a dry run records nothing, so it remembers what it showed
@@ -392,7 +391,7 @@ class ExportEngine:
                         extra=_ctx(job, event="item.unidentifiable"),
                     )
                     continue
-                if entry_id in page_seen or entry_id in self._batch_ids:
+                if entry_id in page_seen or entry_id in self._batch:
                     continue  # a repeat of an item already handled (the snapshot is older)
                 page_seen.add(entry_id)
                 record = known.get(entry_id)
@@ -534,8 +533,7 @@ class ExportEngine:
                 self.options.on_preview(prepared)
             return None
         if self._batching:
-            self._batch.append((entry_id, prepared))
-            self._batch_ids.add(entry_id)
+            self._batch[entry_id] = prepared
             return None
         return await self._post(job, entry_id, prepared, lookup)
 
@@ -598,8 +596,7 @@ class ExportEngine:
         """
         if self.lease_check is not None:
             self.lease_check()
-        pending, self._batch = self._batch, []
-        self._batch_ids = set()
+        pending, self._batch = list(self._batch.items()), {}
         lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
         attempts = self.options.post_attempts
         attempt = 0
