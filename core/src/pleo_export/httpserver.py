@@ -6,13 +6,13 @@ Used by the sandbox (``pleo-export sandbox serve`` and tests) and by the webhook
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import sniffio
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str) -> Any:
@@ -44,8 +44,12 @@ async def running_app(
     """
     import uvicorn
 
-    if sniffio.current_async_library() != "asyncio":
-        raise RuntimeError("serving over HTTP needs the asyncio backend (uvicorn runs on asyncio)")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "serving over HTTP needs the asyncio backend (uvicorn runs on asyncio)"
+        ) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
