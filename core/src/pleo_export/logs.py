@@ -4,7 +4,10 @@ Every log call in pleo-export passes its facts as ``extra`` fields (``event``, `
 ``accounting_entry_id``, ...). :func:`configure` renders them as ``key=value`` text or as one
 JSON object per line. A redaction filter replaces any registered secret value (API keys,
 tokens, connector passwords) with ``***`` in messages and fields, as a second line of defence
-behind :class:`~pydantic.SecretStr`.
+behind :class:`~pydantic.SecretStr`. Redaction runs on the values before they are encoded, and
+also knows each secret's escaped spellings (JSON with and without ``ensure_ascii``, ``repr()``
+and ``ascii()``), so a secret with quotes, backslashes or non-ASCII characters is masked in
+whichever form a message quotes it.
 """
 
 from __future__ import annotations
@@ -19,20 +22,51 @@ from typing import Any, TextIO
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
 )
+MASK = "***"
 _secrets: set[str] = set()
+_ordered: tuple[str, ...] = ()
+"""Every registered spelling, longest first (so an escaped form is masked whole)."""
+
+
+def _spellings(value: str) -> set[str]:
+    """``value`` as it appears raw, JSON-escaped, in ``repr()`` and in ``ascii()``."""
+    return {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        ascii(value)[1:-1],
+    }
 
 
 def register_secret(value: str | None) -> None:
-    """Never let ``value`` appear in a log line (values shorter than 4 chars are ignored)."""
+    """Never let ``value`` appear in a log line (values shorter than 4 chars are ignored).
+
+    Its escaped spellings (JSON, ``repr()``, ``ascii()``) are registered with it.
+    """
+    global _ordered
     if value and len(value) >= 4:
-        _secrets.add(value)
+        _secrets.update(form for form in _spellings(value) if len(form) >= 4)
+        _ordered = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
+    """``text`` with every registered secret, in any of its spellings, replaced by ``***``."""
+    for secret in _ordered:
         if secret in text:
-            text = text.replace(secret, "***")
+            text = text.replace(secret, MASK)
     return text
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` with secrets masked in every string it holds (dicts, lists and tuples too)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -45,8 +79,8 @@ class RedactingFilter(logging.Filter):
             record.msg = redact(record.getMessage())
             record.args = None
             for key, value in _fields(record).items():
-                if isinstance(value, str):
-                    setattr(record, key, redact(value))
+                if isinstance(value, str | dict | list | tuple):
+                    setattr(record, key, _scrub(value))
         return True
 
 
@@ -74,7 +108,11 @@ class JsonFormatter(logging.Formatter):
         data.update(_fields(record))
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(data, default=str))
+        # Mask before encoding: json.dumps escapes quotes, backslashes and non-ASCII text,
+        # after which the raw secret would no longer match. The pass over the encoded line
+        # catches what an object's str() produced during encoding.
+        encoded = json.dumps(_scrub(data), default=lambda value: redact(str(value)))
+        return redact(encoded)
 
 
 def _short(value: Any) -> str:
