@@ -41,6 +41,7 @@ from pleo_export.engine.classify import classify
 from pleo_export.engine.report import JobReport, RunReport
 from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
 from pleo_export.logs import redact
+from pleo_export.pleo import depth
 from pleo_export.pleo import errors as pleo_errors
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import (
@@ -60,6 +61,10 @@ log = logging.getLogger("pleo_export.engine")
 MAX_REPORT_BATCH = 100
 """Pleo accepts at most 100 item updates per PUT (413 ``EXPORT_JOB_ITEMS_UPDATE_LIMIT``)."""
 MAX_FAILURE_REASON = 1000
+MAX_ITEM_DEPTH = 32
+"""Export items nested deeper than this fail ``validation_failure``. ``ExportItemV3`` is at
+most seven levels deep; the limit keeps a hostile item from exhausting the interpreter's
+recursion limit anywhere between the client and the connector."""
 
 
 class Hooks(Protocol):
@@ -1003,6 +1008,15 @@ def _update_for(record: ItemRecord) -> UpdateExportJobItem:
 
 
 def _parse_item(raw: dict[str, Any]) -> ExportItem:
+    path = depth.too_deep(raw, MAX_ITEM_DEPTH)
+    if path is not None:
+        shown = ".".join(path[:3]) + (".…" if len(path) > 3 else "")
+        raise ItemRejected(
+            ItemReason.VALIDATION_FAILURE,
+            f"the export item from Pleo is nested more than {MAX_ITEM_DEPTH} levels deep (at "
+            f"{shown[:200]}), deeper than any export item can be: correct the expense in Pleo "
+            "and export it again",
+        )
     try:
         return ExportItem.model_validate(raw)
     except ValidationError as error:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import math
 from collections import Counter
@@ -35,6 +34,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from pleo_export.pleo import depth
 from pleo_export.pleo.errors import (
     PleoApiError,
     PleoHttpError,
@@ -424,7 +424,7 @@ class PleoClient:
         if not parse or not body.strip():
             return None
         try:
-            return json.loads(body)
+            return depth.loads(body)  # any depth: a RecursionError would end the run
         except ValueError as exc:
             raise ResponseSchemaError(
                 f"{endpoint}: response {response.status_code} is not JSON"

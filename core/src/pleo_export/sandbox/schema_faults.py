@@ -27,15 +27,23 @@ the path) and breaks ``count`` of the matching 2xx responses (every ``every``-th
     replace the whole body with an HTML page, keeping status and JSON content type.
 ``truncate``
     cut the body in half.
+``set``
+    replace the value at ``field`` with ``value`` (any JSON value, e.g. the string ``"47003"``
+    where the spec wants a number).
+``nest``
+    replace the value at ``field`` with an array nested ``depth`` levels deep (``[[[...]]]``),
+    written as text, so depths no JSON encoder would write can be served. The last part of
+    ``field`` may name a key the object does not have yet: it is added.
 
-``drop``, ``retype`` and ``null`` need ``field``; when the field is not in a response, that
-response is passed on unchanged and does not count as a hit.
+``drop``, ``retype``, ``null``, ``set`` and ``nest`` need ``field``; when the field is not in a
+response, that response is passed on unchanged and does not count as a hit.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,9 +53,9 @@ from pleo_export.sandbox.app import Sandbox
 from pleo_export.sandbox.faults import RequestMatch
 from pleo_export.sandbox.transport import call_buffered
 
-BreakKind = Literal["drop", "retype", "null", "not_json", "truncate"]
-BREAK_KINDS: tuple[str, ...] = ("drop", "retype", "null", "not_json", "truncate")
-_NEEDS_FIELD = frozenset({"drop", "retype", "null"})
+BreakKind = Literal["drop", "retype", "null", "not_json", "truncate", "set", "nest"]
+BREAK_KINDS: tuple[str, ...] = ("drop", "retype", "null", "not_json", "truncate", "set", "nest")
+_NEEDS_FIELD = frozenset({"drop", "retype", "null", "set", "nest"})
 _HTML = b"<html><body><h1>502 Bad Gateway</h1><p>upstream sent garbage</p></body></html>"
 
 
@@ -58,10 +66,16 @@ class BreakRule(RequestMatch):
     kind: BreakKind
     field: str | None = None
     """Dotted path into the JSON body, e.g. ``pagination``, ``data.*.status``, ``data.0.amount``."""
+    value: Any = None
+    """``set``: the JSON value written at ``field``."""
+    depth: int = 100_000
+    """``nest``: how many levels deep the array written at ``field`` is nested."""
 
     def __post_init__(self) -> None:
         if self.kind not in BREAK_KINDS:
             raise ValueError(f"break kind {self.kind!r} is not one of {BREAK_KINDS}")
+        if self.depth < 1:
+            raise ValueError("depth must be >= 1")
         if self.kind in _NEEDS_FIELD and not self.field:
             raise ValueError(f"break kind {self.kind!r} needs field (a dotted path)")
         self._check_match()
@@ -164,16 +178,23 @@ def _apply(rule: BreakRule, content: bytes) -> bytes | None:
         return content[: len(content) // 2]
     try:
         data = json.loads(content)
-    except ValueError:
-        return None
+    except (ValueError, RecursionError):
+        return None  # not JSON, or already nested too deep to decode: left for a later page
     assert rule.field is not None
     data = copy.deepcopy(data)
-    if not _mutate(data, rule.field.split("."), rule.kind):
+    # ``nest`` writes a marker string first and swaps it for the nested text afterwards: no
+    # encoder writes an array nested 100,000 levels deep.
+    marker = f"nest-marker-{uuid.uuid4().hex}"
+    value = marker if rule.kind == "nest" else rule.value
+    if not _mutate(data, rule.field.split("."), rule.kind, value):
         return None
-    return json.dumps(data).encode()
+    text = json.dumps(data)
+    if rule.kind == "nest":
+        text = text.replace(json.dumps(marker), "[" * rule.depth + "]" * rule.depth)
+    return text.encode()
 
 
-def _mutate(node: Any, parts: list[str], kind: str) -> bool:
+def _mutate(node: Any, parts: list[str], kind: str, value: Any = None) -> bool:
     head, rest = parts[0], parts[1:]
     keys: list[Any]
     if isinstance(node, list):
@@ -186,18 +207,20 @@ def _mutate(node: Any, parts: list[str], kind: str) -> bool:
         else:
             return False
     elif isinstance(node, dict):
-        keys = [head] if head in node else []
+        keys = [head] if head in node or (kind == "nest" and not rest) else []
     else:
         return False
     changed = False
     for key in keys:
         if rest:
-            changed = _mutate(node[key], rest, kind) or changed
+            changed = _mutate(node[key], rest, kind, value) or changed
             continue
         if kind == "drop":
             del node[key]
         elif kind == "null":
             node[key] = None
+        elif kind in ("set", "nest"):
+            node[key] = copy.deepcopy(value)
         else:
             node[key] = 12345 if isinstance(node[key], str) else "not-what-the-spec-says"
         changed = True

@@ -1,0 +1,100 @@
+"""Export items nested deeper than any export item is: the item fails, never the run.
+
+Pleo's ``ExportItemV3`` is at most seven levels deep (item, lines, a line, tax, amount, money,
+value). An item far deeper than that, in a field the spec types or in one it does not know,
+used to raise ``RecursionError`` while its page was decoded: the run crashed (exit 3), the job
+stayed ``in_progress`` and every later run crashed on the same item. Now the page is decoded
+whatever its depth, the offending item fails ``validation_failure`` naming where it is too
+deep, and the rest of the job is exported.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pleo_export.engine import EngineOptions
+from pleo_export.pleo.errors import ResponseSchemaError
+from pleo_export.pleo.models import ExportJobItemStatus, ExportJobStatus
+from pleo_export.sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE
+from pleo_export.sandbox.schema_faults import BreakRule, break_responses
+from tests.faults.conftest import Harness, assert_outcomes, events, predicted
+from tests.support.memory import MemorySettings
+
+pytestmark = pytest.mark.anyio
+
+ITEMS = 30
+PAGE = 10
+KNOWN = MemorySettings(
+    known_accounts=[a.code for a in DEMO_CHART.ledger_accounts() if a.code != UNKNOWN_ACCOUNT_CODE]
+)
+ITEMS_PATH = "/v3/export-items$"
+
+
+async def test_deeply_nested_items_fail_alone_and_the_job_completes(
+    make_harness: Any, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    harness: Harness = make_harness()
+    breaker = break_responses(harness.sandbox)
+    # A typed field 200 levels deep (it decodes, but is absurd), then a typed field and an
+    # unknown field 100,000 levels deep (no JSON decoder recurses that far). The breaker
+    # cannot decode a page it has already nested 100,000 levels deep, so the last rule hits
+    # the second page.
+    breaker.add(BreakRule(kind="nest", path=ITEMS_PATH, field="data.7.note", depth=200))
+    breaker.add(BreakRule(kind="nest", path=ITEMS_PATH, field="data.2.note"))
+    breaker.add(BreakRule(kind="nest", path=ITEMS_PATH, field="data.5.comment"))
+    job = harness.sandbox.queue_export(harness.company_id, count=ITEMS, seed=5)
+    expected = predicted(harness, job.id)
+
+    async with harness.engine(
+        settings=KNOWN, options=EngineOptions(report_batch_size=PAGE), page_size=PAGE
+    ) as engine:
+        report = await engine.run_pending()
+
+    assert [(b.field, b.original == breaker.broken[0].original) for b in breaker.broken] == [
+        ("data.7.note", True),
+        ("data.2.note", False),
+        ("data.5.comment", False),
+    ]
+    nested: dict[str, str] = {}
+    for broken in breaker.broken:
+        assert broken.field is not None
+        _, index, name = broken.field.split(".")
+        page = json.loads(broken.original)["data"]
+        nested[page[int(index)]["accountingEntryId"]] = name
+    assert len(nested) == 3
+    items = {i.accounting_entry_id: i for i in harness.sandbox.job_items(job.id)}
+    for entry_id, where in nested.items():
+        item = items[entry_id]
+        assert item.status is ExportJobItemStatus.FAILED, item
+        assert item.failure_reason_type == "validation_failure", item
+        reason = item.failure_reason or ""
+        assert "nested more than" in reason and where in reason, reason
+        assert events(
+            debug_logs.records,
+            "item.outcome",
+            accounting_entry_id=entry_id,
+            reason_type="validation_failure",
+        )
+        expected[entry_id] = "validation_failure"
+    assert_outcomes(harness, job.id, expected)
+    [job_report] = report.jobs
+    assert job_report.final_event == "completed_with_errors"
+    assert harness.sandbox.get_job(job.id).status is ExportJobStatus.COMPLETED_WITH_ERRORS
+
+
+async def test_a_page_nested_too_deep_outside_any_item_interrupts_the_job_cleanly(
+    make_harness: Any, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    """Depth outside the items (in the page envelope) cannot be pinned on one item: the run
+    stops with a typed Pleo API error and ``job.interrupted``, never a ``RecursionError``."""
+    harness: Harness = make_harness()
+    breaker = break_responses(harness.sandbox)
+    breaker.add(BreakRule(kind="nest", path=ITEMS_PATH, field="pagination", count=None))
+    harness.sandbox.queue_export(harness.company_id, count=ITEMS, seed=5)
+    with pytest.raises(ResponseSchemaError):
+        async with harness.engine(settings=KNOWN, page_size=PAGE) as engine:
+            await engine.run_pending()
+    assert events(debug_logs.records, "job.interrupted", error_type="ResponseSchemaError")
