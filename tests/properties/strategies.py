@@ -659,9 +659,16 @@ def _violations() -> dict[str, Callable[[st.DrawFn, dict[str, Any]], Expect]]:
         return Expect("validation_failure")
 
     def amount_as_text(draw: st.DrawFn, item: dict[str, Any]) -> Expect:
-        text = draw(st.sampled_from(("12.50", "abc", "", "1e3", "100")))
-        item["amount"]["inWalletCurrency"]["value"] = text
-        return ANY if text == "100" else Expect("validation_failure")  # "100" parses as 100
+        # Amounts are parsed strictly: a string is never coerced, however numeric it looks.
+        text = draw(st.sampled_from(("12.50", "abc", "", "1e3", "100", "47003", "1_000", " 7 ")))
+        money = draw(st.sampled_from(_money_fields(item)))
+        money["value"] = text
+        return Expect("validation_failure")
+
+    def amount_not_a_number(draw: st.DrawFn, item: dict[str, Any]) -> Expect:
+        money = draw(st.sampled_from(_money_fields(item)))
+        money["value"] = draw(st.sampled_from((True, False, None, [100], {"value": 100})))
+        return Expect("validation_failure")
 
     def currency_outside_enum(draw: st.DrawFn, item: dict[str, Any]) -> Expect:
         currency = draw(st.sampled_from(("eur", "", "EURO", "G8P", "ABC")))
@@ -700,6 +707,7 @@ def _violations() -> dict[str, Callable[[st.DrawFn, dict[str, Any]], Expect]]:
             drop_required,
             drop_line_field,
             amount_as_text,
+            amount_not_a_number,
             currency_outside_enum,
             not_a_timestamp,
             null_required,
@@ -709,6 +717,15 @@ def _violations() -> dict[str, Callable[[st.DrawFn, dict[str, Any]], Expect]]:
             account_without_name,
         )
     }
+
+
+def _money_fields(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The item's total and its lines' amounts (each a ``MoneyModel``)."""
+    found = [item["amount"]["inWalletCurrency"], item["amount"]["inSupplierCurrency"]]
+    for line in item["accountingEntryLines"]:
+        for part in ("lineAmount", "netAmount"):
+            found += [line[part]["inWalletCurrency"], line[part]["inSupplierCurrency"]]
+    return found
 
 
 VIOLATIONS = _violations()

@@ -279,6 +279,12 @@ class Money(PleoModel):
     @field_validator("value", mode="before")
     @classmethod
     def _whole_minor_units(cls, value: Any) -> Any:
+        # Strict: a string that looks like a number ("47003", "1_000") or a boolean is not an
+        # amount Pleo sent, and is never coerced into one.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(
+                f"amount must be a JSON number of minor units, not {_json_type(value)}"
+            )
         if isinstance(value, float):
             if not value.is_integer():
                 raise ValueError(
@@ -287,6 +293,21 @@ class Money(PleoModel):
                 )
             return int(value)
         return value
+
+
+def _json_type(value: Any) -> str:
+    """How ``value`` was written in JSON, for messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 class DualMoney(PleoModel):
