@@ -131,6 +131,7 @@ def item(
     files: list[dict[str, Any]] | None = None,
     sub_type: str | None = None,
     invoice_number: str | None = None,
+    invoice_date: str | None = None,
 ) -> ExportItem:
     entry_id = entry_id or _id()
     if lines is None:
@@ -139,7 +140,7 @@ def item(
     if invoice_number:
         info["invoiceInformation"] = {
             "invoiceNumber": invoice_number,
-            "invoiceDate": date,
+            "invoiceDate": invoice_date or date,
             "status": "ready",
         }
     data: dict[str, Any] = {

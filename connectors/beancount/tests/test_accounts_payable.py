@@ -174,3 +174,39 @@ async def test_vendor_code_wins_over_later_identifiers(harness, make):
     )
     await harness.book(it, vendor_based=True)
     assert harness.balances()["Liabilities:AccountsPayable:AcmeLtd"] == D("-50.00")
+
+
+@pytest.mark.parametrize("bookkeeping", ["accounts_payable", "journal"])
+async def test_supplier_invoice_is_dated_by_its_invoice_date(harness, make, bookkeeping):
+    # Booked in Pleo on 5 March, issued by the vendor on 20 February: VAT follows the invoice.
+    it = make.item(
+        "invoice",
+        amount=5000,
+        lines=[make.line(5000, tax=make.tax(1000))],
+        date="2024-03-05T12:00:00Z",
+        vendor=make.vendor("Acme Ltd.", code="V100"),
+        bookkeeping=bookkeeping,
+        invoice_number="INV-20",
+        invoice_date="2024-02-20",
+    )
+    await harness.book(it, vendor_based=True)
+    entries, _ = harness.load()
+    (invoice,) = _transactions(entries)
+    assert invoice.date.isoformat() == "2024-02-20"
+
+
+async def test_card_purchase_invoice_dated_by_invoice_date_payment_by_item_date(harness, make):
+    it = make.item(
+        amount=12500,
+        lines=[make.line(12500, tax=make.tax(2500))],
+        date="2024-03-05T12:00:00Z",
+        vendor=make.vendor("Acme Ltd.", code="V100"),
+        bookkeeping="accounts_payable",
+        invoice_number="INV-21",
+        invoice_date="2024-03-01T00:00:00Z",
+    )
+    await harness.book(it, vendor_based=True)
+    entries, _ = harness.load()
+    invoice, payment = _transactions(entries)
+    assert invoice.date.isoformat() == "2024-03-01"
+    assert payment.date.isoformat() == "2024-03-05"

@@ -117,6 +117,7 @@ def wire_item(
     contra: str | None = "1990",
     invoice_number: str | None = None,
     due_date: str | None = None,
+    invoice_date: str | None = None,
     sub_type: str | None = None,
     files: list[dict[str, Any]] | None = None,
     note: str | None = "Printer ink",
@@ -128,7 +129,7 @@ def wire_item(
     if invoice_number is not None:
         invoice: dict[str, Any] = {
             "invoiceNumber": invoice_number,
-            "invoiceDate": date,
+            "invoiceDate": invoice_date or date,
             "status": "paid" if type == "invoice_payment" else "scheduled",
         }
         if due_date is not None:

@@ -15,6 +15,7 @@ sub-type name.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -161,6 +162,19 @@ def resolve_vendor(item: ExportItem) -> VendorRef | None:
             tax_number=s.tax_identifier,
         )
     return None
+
+
+def invoice_date(item: ExportItem) -> dt.date | None:
+    """The supplier's invoice date, ``additionalInformation.invoiceInformation.invoiceDate``.
+
+    Pleo documents the field as a date (pattern ``YYYY-MM-DD``) sent as a date-time; the
+    calendar date as written is used, never shifted into the booking time zone. ``None`` when
+    the item carries no invoice information.
+    """
+    info = item.additional_information.invoice_information
+    if info is None or info.invoice_date is None:
+        return None
+    return info.invoice_date.date()
 
 
 def narration(item: ExportItem) -> str:
@@ -330,6 +344,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
             f"zone {options.booking_timezone}: correct the date of the expense in Pleo",
         ) from None
     text = narration(item)
+    document_date = invoice_date(item) or date
 
     if item_type in TRANSFER_ROLES:
         debit_role, credit_role = TRANSFER_ROLES[item_type]
@@ -389,7 +404,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
         counter = _counter_ref(counter_role, item, vendor)
         entry = LedgerEntry(
             kind=EntryKind.JOURNAL,
-            date=date,
+            date=document_date if item_type is T.INVOICE else date,
             narration=text,
             postings=(*lines, _posting(counter, -total, -total_supplier, item)),
         )
@@ -400,7 +415,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
     payable = _counter_ref(Role.ACCOUNTS_PAYABLE, item, vendor)
     document = LedgerEntry(
         kind=EntryKind.AP_INVOICE if total > 0 else EntryKind.AP_CREDIT_NOTE,
-        date=date,
+        date=document_date,
         narration=text,
         postings=(*lines, _posting(payable, -total, -total_supplier, item)),
     )

@@ -25,7 +25,8 @@ TAG_COLUMN_PREFIX = "tag:"
 """``tag:<GROUP>`` is a column with the code of the line's tag in tag group ``<GROUP>``."""
 
 COLUMNS: dict[str, str] = {
-    "date": "booking date of the entry (`date_format`)",
+    "date": "booking date of the entry (`date_format`); a supplier invoice's is its invoice "
+    "date (see [dates](../bookkeeping.md#dates))",
     "transaction": "`<entry_id>/<n>`: the ledger entry the row belongs to; the rows of one "
     "transaction balance",
     "entry_id": "Pleo's accountingEntryId (the reference pleo-export finds entries by)",
