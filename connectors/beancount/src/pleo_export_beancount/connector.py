@@ -46,8 +46,8 @@ from pleo_export_beancount.render import (
     RenderedPosting,
     TransactionText,
     link_for,
+    reference_token,
     render_block,
-    safe_token,
 )
 from pleo_export_beancount.resolve import ROLE_SETTINGS, Resolver
 from pleo_export_beancount.settings import BeancountSettings
@@ -373,7 +373,7 @@ class BeancountConnector(Connector[BeancountSettings]):
                     f"files[{index}] is {file.size} bytes, over the {limit} bytes the "
                     "connector stores: replace the receipt in Pleo with a smaller file",
                 )
-            name = f"{safe_token(plan.reference)}-{index + 1}.{extension_for(file.type)}"
+            name = f"{reference_token(plan.reference)}-{index + 1}.{extension_for(file.type)}"
             path = self.settings.documents_path.absolute() / f"{day.year:04d}" / name
             try:
                 shown = Path(os.path.relpath(path, output_dir)).as_posix()
@@ -534,7 +534,7 @@ class BeancountConnector(Connector[BeancountSettings]):
         if record is not None:
             return record
         await anyio.to_thread.run_sync(self._output.refresh)
-        block = self._output.blocks.get(safe_token(reference))
+        block = self._output.blocks.get(reference_token(reference))
         if block is None:
             return None
         return ExternalRecord(

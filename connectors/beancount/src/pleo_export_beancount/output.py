@@ -36,7 +36,7 @@ class BlockRecord:
     """A complete block found in the output file."""
 
     token: str
-    """The reference as written in the markers (see ``render.safe_token``)."""
+    """The reference as written in the markers (see ``render.reference_token``)."""
     line: int
     """1-based line of the block's first transaction (or of its begin marker)."""
     exported_at: datetime | None

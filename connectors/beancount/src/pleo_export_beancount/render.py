@@ -19,6 +19,7 @@ torn write and is cut off when the connector opens the file again.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,10 @@ END_MARKER = "; pleo-export end "
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SAFE_TOKEN_RE = re.compile(r"[^A-Za-z0-9._-]")
 _KEY_TAIL_RE = re.compile(r"[^A-Za-z0-9_-]")
+# References kept as they are: lower case (a file system may ignore case), short, and never of
+# the hashed form below, so a hashed token can never equal a kept one.
+_PLAIN_REFERENCE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_HASHED_TAIL_RE = re.compile(r"-h[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,24 @@ def safe_token(value: str) -> str:
     return token or "_"
 
 
+def reference_token(reference: str) -> str:
+    """The reference as it appears in links, block markers and receipt file names.
+
+    Injective: two references never share a token. A plain reference (Pleo's lower-case UUIDs)
+    is its own token; any other (upper case, spaces, ``/``, very long, ...) becomes its
+    :func:`safe_token` cut to 60 characters plus ``-h`` and 32 hex digits of its SHA-256, so
+    ``dead beef`` and ``dead/beef`` get different files and markers, also where file names
+    ignore case.
+    """
+    if _PLAIN_REFERENCE_RE.fullmatch(reference) and not _HASHED_TAIL_RE.search(reference):
+        return reference
+    digest = hashlib.sha256(reference.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{safe_token(reference)[:60]}-h{digest}"
+
+
 def link_for(reference: str) -> str:
-    """The beancount link of an item, ``pleo-<accountingEntryId>`` (without the ``^``)."""
-    return f"pleo-{safe_token(reference)}"
+    """The beancount link of an item, ``pleo-<reference token>`` (without the ``^``)."""
+    return f"pleo-{reference_token(reference)}"
 
 
 def metadata_key(prefix: str, raw: str) -> str:
@@ -220,7 +240,7 @@ def render_block(
     transactions: Sequence[TransactionText],
 ) -> Block:
     """The complete append block of one item; see the module docstring for its shape."""
-    token = safe_token(reference)
+    token = reference_token(reference)
     link = link_for(reference)
     lines = ["", f"{BEGIN_MARKER}{token}"]
     for doc in documents:
