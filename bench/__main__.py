@@ -50,7 +50,7 @@ from bench.harness import (
     run_job,
 )
 from pleo_export.engine import ExportEngine
-from pleo_export.sandbox import SandboxConfig
+from pleo_export_sandbox import SandboxConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (100, 1_000, 10_000, 100_000)
@@ -154,7 +154,7 @@ def bench_calls(sizes: Sequence[int], naive_max: int) -> list[dict[str, Any]]:
 
 
 def bench_transport(items: int) -> dict[str, Any]:
-    from pleo_export.sandbox.server import running_server
+    from pleo_export_sandbox.server import running_server
 
     log(f"transport: {items} items in process")
     local = _run_in_process(items)

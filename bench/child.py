@@ -54,7 +54,7 @@ def peak_rss_kib() -> int:
 
 
 def _serve(items: int) -> None:
-    from pleo_export.sandbox.server import running_server
+    from pleo_export_sandbox.server import running_server
 
     sandbox, company_id, api_key = make_sandbox(items)
 

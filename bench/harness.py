@@ -30,9 +30,9 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import DEMO_CHART, Sandbox, SandboxConfig
-from pleo_export.sandbox.transport import SandboxTransport
 from pleo_export.state import open_store
+from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
+from pleo_export_sandbox.transport import SandboxTransport
 
 ConnectorName = Literal["noop", "beancount"]
 

@@ -41,8 +41,8 @@ import pytest
 
 from pleo_export import logs
 from pleo_export.config import load_settings
-from pleo_export.sandbox import Sandbox, SandboxConfig
-from pleo_export.sandbox.server import running_server
+from pleo_export_sandbox import Sandbox, SandboxConfig
+from pleo_export_sandbox.server import running_server
 from tests.support.dists import make_distribution
 from tests.support.openapi import OpenApiContract
 from tests.support.secrets import SecretScanner, capture_logs
@@ -434,7 +434,7 @@ def oauth_evidence(
 ) -> OAuthEvidence:
     """An export on OAuth tokens (login, proactive refreshes, a refresh after a 401) with every
     logger at DEBUG; then every token, code, verifier and the client secret are searched for."""
-    from pleo_export.sandbox.oauth import OAuthConfig
+    from pleo_export_sandbox.oauth import OAuthConfig
     from tests.oauth.conftest import SharedClock, build_env
 
     directory = tmp_path_factory.mktemp("oauth-secrets")

@@ -9,7 +9,7 @@ import pytest
 from pleo_export.bookkeeping import PlanOptions, plan_item
 from pleo_export.config import ConfigError, load_settings
 from pleo_export.pleo.models import ExportItem, ExportJob
-from pleo_export.sandbox import generate_items
+from pleo_export_sandbox import generate_items
 
 JOB = ExportJob.model_validate(
     {

@@ -232,8 +232,8 @@ def _forkserver() -> Any:
 
 
 def _write_job_folder(directory: Path, base_url: str, company_id: str, state_url: str) -> None:
-    from pleo_export.sandbox import DEMO_CHART
     from pleo_export_beancount.connector import BeancountConnector
+    from pleo_export_sandbox import DEMO_CHART
 
     directory.mkdir(parents=True)
     settings = BeancountConnector.scaffold(directory, DEMO_CHART, "GBP")
@@ -560,7 +560,7 @@ def _export_items(client: httpx.Client, job_id: str) -> dict[str, dict[str, Any]
 
 def _must_fail(item: dict[str, Any]) -> bool:
     """Whether the item books a line on the sandbox's unknown account (not in the ledger)."""
-    from pleo_export.sandbox import UNKNOWN_ACCOUNT_CODE
+    from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE
 
     def walk(value: Any) -> bool:
         if isinstance(value, dict):

@@ -18,8 +18,8 @@ import sys
 import anyio
 import anyio.to_thread
 
-from pleo_export.sandbox import Sandbox, SandboxConfig
-from pleo_export.sandbox.server import running_server
+from pleo_export_sandbox import Sandbox, SandboxConfig
+from pleo_export_sandbox.server import running_server
 
 RATE_LIMIT_PER_MINUTE = 1_000_000
 

@@ -19,9 +19,9 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import Sandbox, SandboxConfig
 from pleo_export.state import open_store
 from pleo_export.state.base import StateStore
+from pleo_export_sandbox import Sandbox, SandboxConfig
 from tests.support.memory import MemoryConnector, MemorySettings, MemoryTarget, fresh_target
 
 

@@ -22,7 +22,7 @@ from pleo_export.connector import (
 )
 from pleo_export.ledger import ExternalRecord, PreparedEntry
 from pleo_export.pleo.models import ExportJobItemFailureReasonType, ExportJobItemStatus
-from pleo_export.sandbox import UNKNOWN_ACCOUNT_CODE
+from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE
 from tests.engine.conftest import Harness
 from tests.support.memory import MemoryConnector, MemorySettings
 

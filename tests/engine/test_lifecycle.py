@@ -23,8 +23,8 @@ from pleo_export.pleo.models import (
     ExportJobItemStatus,
     ExportJobStatus,
 )
-from pleo_export.sandbox import UNKNOWN_ACCOUNT_CODE, FaultRule
 from pleo_export.state.base import ItemPhase
+from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE, FaultRule
 from tests.engine.conftest import Harness
 from tests.support.memory import MemorySettings
 
@@ -322,7 +322,7 @@ async def test_rate_limit_and_server_error_bursts_lose_no_item(harness: Harness)
 async def test_job_expiring_mid_run_stops_cleanly_and_items_are_found_again(
     make_harness: Any,
 ) -> None:
-    from pleo_export.sandbox import SandboxConfig
+    from pleo_export_sandbox import SandboxConfig
 
     now = {"t": 0.0}
     harness = make_harness(SandboxConfig(job_expires_in=60), clock=lambda: now["t"])

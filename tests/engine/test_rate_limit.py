@@ -15,7 +15,7 @@ import pytest
 from trio.testing import MockClock
 
 from pleo_export.pleo.models import ExportJobItemStatus
-from pleo_export.sandbox import FaultRule, SandboxConfig
+from pleo_export_sandbox import FaultRule, SandboxConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pleo_export.pleo.models import ExportJobItemFailureReasonType, ExportJobItemStatus
-from pleo_export.sandbox import UNKNOWN_ACCOUNT_CODE
+from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE
 from tests.engine.conftest import Harness, harness, make_harness
 
 # harness and make_harness are fixtures: importing them makes them available in this folder.

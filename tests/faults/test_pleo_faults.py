@@ -33,8 +33,8 @@ from pleo_export.engine import EngineOptions
 from pleo_export.ledger import ExternalRecord, PreparedEntry
 from pleo_export.pleo.errors import PleoApiError
 from pleo_export.pleo.models import ExportJobItemStatus, ExportJobStatus
-from pleo_export.sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE, FaultRule, SandboxConfig
-from pleo_export.sandbox.schema_faults import BreakRule, break_responses
+from pleo_export_sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE, FaultRule, SandboxConfig
+from pleo_export_sandbox.schema_faults import BreakRule, break_responses
 from tests.faults.conftest import Harness, assert_outcomes, events, final_event, predicted
 from tests.support.memory import MemoryConnector, MemorySettings
 

@@ -49,7 +49,7 @@ from pleo_export.pleo.models import (
     ExportJobItemStatus,
     ExportJobStatus,
 )
-from pleo_export.sandbox import Sandbox, SandboxConfig
+from pleo_export_sandbox import Sandbox, SandboxConfig
 from tests.faults.conftest import ITEM_REASONS, Harness, events
 from tests.support.memory import MemoryConnector, MemoryTarget
 from tests.support.openapi import OpenApiContract

@@ -15,8 +15,8 @@ import pytest
 
 from pleo_export.engine import EngineOptions
 from pleo_export.pleo.models import ExportJobItemStatus
-from pleo_export.sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE
-from pleo_export.sandbox.schema_faults import BreakRule, break_responses
+from pleo_export_sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE
+from pleo_export_sandbox.schema_faults import BreakRule, break_responses
 from tests.faults.conftest import Harness, assert_outcomes, events, predicted
 from tests.support.memory import MemorySettings
 

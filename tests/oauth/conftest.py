@@ -25,9 +25,9 @@ from pleo_export.pleo.auth import BearerTokenAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.oauth import OAuthInstallation
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import Company, Sandbox, SandboxConfig
-from pleo_export.sandbox.oauth import OAuthClient, OAuthConfig
 from pleo_export.state.base import StoredToken
+from pleo_export_sandbox import Company, Sandbox, SandboxConfig
+from pleo_export_sandbox.oauth import OAuthClient, OAuthConfig
 
 START = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 REDIRECT_URI = "http://127.0.0.1:8976/callback"

@@ -32,8 +32,8 @@ from anyio.abc import Process
 
 from pleo_export.demo import write_demo_config
 from pleo_export.host import PluginHost
-from pleo_export.sandbox import DEMO_CHART, Sandbox, SandboxConfig
-from pleo_export.sandbox.server import running_server
+from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
+from pleo_export_sandbox.server import running_server
 from tests.oauth.conftest import assert_no_secrets
 
 pytestmark = pytest.mark.anyio

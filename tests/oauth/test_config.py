@@ -11,7 +11,7 @@ from pleo_export.app import oauth_installation, open_session
 from pleo_export.config import ConfigError, OAuthSettings, Settings, load_settings
 from pleo_export.host import PluginHost
 from pleo_export.pleo.oauth import EXPORT_SCOPES, OAuthBearerAuth
-from pleo_export.sandbox import DEMO_CHART
+from pleo_export_sandbox import DEMO_CHART
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 from pleo_export.ledger import PreparedEntry
 from pleo_export.pleo.models import ExportItemFile, ExportJobStatus
-from pleo_export.sandbox.oauth import OAuthConfig
+from pleo_export_sandbox.oauth import OAuthConfig
 from tests.oauth.conftest import OAuthEnv, SharedClock, build_env
 from tests.support.memory import MemoryConnector, MemorySettings, fresh_target
 

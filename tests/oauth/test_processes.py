@@ -24,9 +24,9 @@ from anyio.abc import Process
 from pydantic import SecretStr
 
 from pleo_export.pleo.oauth import OAuthInstallation
-from pleo_export.sandbox import FaultRule, Sandbox, SandboxConfig
-from pleo_export.sandbox.server import running_server
 from pleo_export.state import open_store
+from pleo_export_sandbox import FaultRule, Sandbox, SandboxConfig
+from pleo_export_sandbox.server import running_server
 from tests.oauth.conftest import REDIRECT_URI
 
 pytestmark = pytest.mark.anyio

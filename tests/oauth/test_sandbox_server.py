@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from pleo_export.pleo.oauth import PkcePair, code_challenge
-from pleo_export.sandbox.oauth import SANDBOX_OAUTH_DEVIATIONS, OAuthConfig, s256
+from pleo_export_sandbox.oauth import SANDBOX_OAUTH_DEVIATIONS, OAuthConfig, s256
 from tests.oauth.conftest import REDIRECT_URI, OAuthEnv
 
 pytestmark = pytest.mark.anyio

@@ -25,9 +25,9 @@ from pleo_export.pleo.oauth import (
     code_from_redirect,
     is_dead,
 )
-from pleo_export.sandbox import FaultRule
-from pleo_export.sandbox.oauth import OAuthConfig
 from pleo_export.state.base import StoredToken
+from pleo_export_sandbox import FaultRule
+from pleo_export_sandbox.oauth import OAuthConfig
 from tests.oauth.conftest import REDIRECT_URI, OAuthEnv, assert_no_secrets, record_texts
 
 pytestmark = pytest.mark.anyio

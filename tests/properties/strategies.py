@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from pleo_export.bookkeeping import ALWAYS_JOURNAL, SPEND_COUNTER_ROLE, TRANSFER_ROLES
 from pleo_export.pleo.models import ExportItemType
-from pleo_export.sandbox import DEMO_CHART
+from pleo_export_sandbox import DEMO_CHART
 
 T = ExportItemType
 COMPANY_ID = "5c1e2b7a-0d4f-4e55-9a1b-3f6a2c8d9e01"

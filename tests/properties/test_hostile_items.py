@@ -58,8 +58,8 @@ from pleo_export.pleo.models import (
     ExportJobItemStatus,
     ExportJobStatus,
 )
-from pleo_export.sandbox import Sandbox, SandboxConfig
 from pleo_export.state import open_store
+from pleo_export_sandbox import Sandbox, SandboxConfig
 from tests.properties.conftest import PROFILE
 from tests.properties.strategies import (
     COMPANY_ID,

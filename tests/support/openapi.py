@@ -255,7 +255,7 @@ class OpenApiContract:
     def check_exchange(self, record: Any) -> None:
         """Raise :class:`ContractViolation` if a recorded exchange breaks the spec.
 
-        ``record`` is a ``pleo_export.sandbox.RequestRecord``. The sandbox's own endpoints
+        ``record`` is a ``pleo_export_sandbox.RequestRecord``. The sandbox's own endpoints
         (``/_sandbox/...``) and the OAuth server (``/oauth/...``, Pleo's separate auth host) are
         not part of the Export API spec and are skipped.
         """

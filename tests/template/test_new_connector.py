@@ -70,9 +70,9 @@ def test_the_package_has_its_own_project_entry_point_and_test_dependency(generat
     assert project["project"]["dependencies"] == [core_requirement()]
     entry_points = project["project"]["entry-points"]["pleo_export.connectors"]
     assert entry_points == {NAME: "pleo_export_northwind_traders_erp:NorthwindTradersErpConnector"}
-    assert any(
-        dep.startswith("pytest") for dep in project["project"]["optional-dependencies"]["test"]
-    )
+    # The kit's extra brings pytest, anyio and the sandbox distribution the kit runs on.
+    testing = core_requirement().replace("pleo-export", "pleo-export[testing]", 1)
+    assert project["project"]["optional-dependencies"]["test"] == [testing]
     package = generated / "src" / "pleo_export_northwind_traders_erp"
     assert {p.name for p in package.iterdir()} >= {
         "__init__.py",
@@ -122,7 +122,7 @@ def test_the_example_configuration_is_what_scaffold_returns(generated: Path) -> 
     assert example["connector"]["name"] == NAME
     script = (
         "import json, sys, tempfile, pathlib\n"
-        "from pleo_export.sandbox import DEMO_CHART\n"
+        "from pleo_export_sandbox import DEMO_CHART\n"
         "from pleo_export_northwind_traders_erp import NorthwindTradersErpConnector as C\n"
         "print(json.dumps(C.scaffold(pathlib.Path(tempfile.mkdtemp()), DEMO_CHART, 'GBP')))\n"
     )

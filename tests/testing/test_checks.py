@@ -11,12 +11,12 @@ from pleo_export.bookkeeping import plan_item
 from pleo_export.connector import Capability, ConnectorManifest, Limits
 from pleo_export.ledger import PostingPlan
 from pleo_export.pleo.models import ExportItem, ExportJob, ExportJobItem
-from pleo_export.sandbox import DEMO_CHART
 from pleo_export.testing import ConformanceSuite, TargetEntry, TargetPosting
 from pleo_export.testing.checks import ConformanceFailure, Expect, judge
 from pleo_export.testing.items import ItemFactory, Line
 from pleo_export.testing.scenarios import SCENARIOS, not_applicable
 from pleo_export.testing.suite import validate_suite
+from pleo_export_sandbox import DEMO_CHART
 from tests.support.memory import MemorySettings
 
 COMPANY = "00000000-0000-4000-8000-0000000000c0"

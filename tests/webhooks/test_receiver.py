@@ -10,7 +10,6 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from pleo_export.sandbox import Sandbox
 from pleo_export.webhooks import (
     EXPORT_JOB_CREATED,
     SignatureVerifier,
@@ -19,6 +18,7 @@ from pleo_export.webhooks import (
     parse_listen,
     receiver_app,
 )
+from pleo_export_sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,7 @@
 """Two real ``pleo-export run`` worker processes, ten sandbox companies, one PostgreSQL.
 
 The sandbox is served over loopback HTTP by a thread of the test process, so the test reads its
-own record of what happened (:class:`~pleo_export.sandbox.audit.JobAudit`) directly. Every
+own record of what happened (:class:`~pleo_export_sandbox.audit.JobAudit`) directly. Every
 worker has its own organisation-level API key covering all ten companies, which is how the
 audit tells the workers apart. The target is beancount with one ledger per company
 (``[connector.companies."<id>"]``), checked with beancount's loader afterwards.
@@ -26,10 +26,10 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from pleo_export.sandbox import DEMO_CHART, Sandbox, SandboxConfig
-from pleo_export.sandbox.app import RequestRecord
-from pleo_export.sandbox.audit import JobAudit
-from pleo_export.sandbox.server import running_server
+from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
+from pleo_export_sandbox.app import RequestRecord
+from pleo_export_sandbox.audit import JobAudit
+from pleo_export_sandbox.server import running_server
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pleo_export.sandbox import DEMO_CHART, Sandbox, SandboxConfig
-from pleo_export.sandbox.audit import JobAudit
+from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
+from pleo_export_sandbox.audit import JobAudit
 from tests.workers.harness import World, served
 
 

@@ -37,10 +37,10 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import Sandbox, SandboxConfig
-from pleo_export.sandbox.app import RequestRecord
 from pleo_export.state import Lease, StateStoreError, open_store
 from pleo_export.state.sqlite import SQLiteStateStore
+from pleo_export_sandbox import Sandbox, SandboxConfig
+from pleo_export_sandbox.app import RequestRecord
 from tests.support.memory import MemoryConnector, MemorySettings, MemoryTarget, fresh_target
 
 pytestmark = pytest.mark.anyio

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pleo_export.sandbox import Sandbox, SandboxConfig
-from pleo_export.sandbox.audit import JobAudit
-from pleo_export.sandbox.organisations import add_organisation_key
+from pleo_export_sandbox import Sandbox, SandboxConfig
+from pleo_export_sandbox.audit import JobAudit
+from pleo_export_sandbox.organisations import add_organisation_key
 
 pytestmark = pytest.mark.anyio
 

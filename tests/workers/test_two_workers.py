@@ -9,7 +9,7 @@ company's lease). Worker B takes the company over once the lease has expired, re
 interrupted job from the shared outbox and finishes everything.
 
 Both scenarios check the sandbox's own record of job transitions and of which worker touched
-which job (:class:`~pleo_export.sandbox.audit.JobAudit`), and every company's beancount ledger:
+which job (:class:`~pleo_export_sandbox.audit.JobAudit`), and every company's beancount ledger:
 each entry exactly once, in the ledger of its company. No timing is asserted.
 """
 

@@ -16,10 +16,10 @@ import anyio.to_thread
 import pytest
 
 from pleo_export.money import decimals
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry, TargetPosting
 from pleo_export_beancount import BeancountConnector
 from pleo_export_beancount.settings import DEFAULT_OUTPUT_NAME
+from pleo_export_sandbox import Chart
 
 pytest_plugins = ["pleo_export.testing.plugin"]
 

@@ -25,7 +25,7 @@ from pleo_export.bookkeeping import plan_item
 from pleo_export.connector import ConnectorContext
 from pleo_export.ledger import PostingPlan
 from pleo_export.pleo.models import ExportItem, ExportItemFile, ExportJob
-from pleo_export.sandbox import generate_items, render_file
+from pleo_export_sandbox import generate_items, render_file
 from pleo_export_sftp import SftpConnector, SftpSettings
 
 SSHD = Path(shutil.which("sshd") or "/usr/sbin/sshd")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.sftp.tests.helpers import leftovers, listing
-from pleo_export.sandbox import DEMO_CHART
+from pleo_export_sandbox import DEMO_CHART
 from pleo_export_sftp import SftpConnector, SftpSettings, parse_manifest
 from pleo_export_sftp.reader import read_postings
 

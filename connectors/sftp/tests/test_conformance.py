@@ -16,8 +16,8 @@ import anyio.to_thread
 import pytest
 
 from connectors.sftp.tests.helpers import SshServer, free_port
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry, TargetPosting
+from pleo_export_sandbox import Chart
 from pleo_export_sftp import SftpConnector, SftpSettings
 from pleo_export_sftp.reader import read_postings
 

@@ -46,8 +46,8 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItem, ExportItemFile, ExportJobItemStatus
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import DEMO_CHART, Sandbox, SandboxConfig
 from pleo_export.state import open_store
+from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
 from pleo_export_sftp import SftpConnector, SftpSettings, hledger_rules_path, parse_manifest
 from pleo_export_sftp.reader import read_postings
 

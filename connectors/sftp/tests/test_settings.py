@@ -123,7 +123,7 @@ def test_batch_size_reaches_the_engine(tmp_path: Path) -> None:
 
 
 def test_scaffold_gives_a_working_local_setup(tmp_path: Path) -> None:
-    from pleo_export.sandbox import DEMO_CHART
+    from pleo_export_sandbox import DEMO_CHART
 
     values = SftpConnector.scaffold(tmp_path, DEMO_CHART, "GBP")
     assert (tmp_path / "outbox").is_dir()

@@ -24,7 +24,7 @@ from connectors.tryton.tests.tryton_server import (
     unique_database_name,
 )
 from connectors.tryton.tests.tryton_support import CURRENCY, Harness
-from pleo_export.sandbox import DEMO_CHART
+from pleo_export_sandbox import DEMO_CHART
 
 
 def unavailable(reason: str) -> None:

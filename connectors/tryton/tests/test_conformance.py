@@ -25,8 +25,8 @@ from connectors.tryton.tests.tryton_server import (
 )
 from connectors.tryton.tests.tryton_support import CURRENCY
 from pleo_export.money import decimals
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry, TargetPosting
+from pleo_export_sandbox import Chart
 from pleo_export_tryton.rpc import TrytonClient
 from pleo_export_tryton.specs import parse_marker
 

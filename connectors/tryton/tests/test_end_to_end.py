@@ -33,7 +33,7 @@ from pleo_export.bookkeeping import plan_item
 from pleo_export.engine.report import RunReport
 from pleo_export.ledger import EntryKind, PostingPlan, Role
 from pleo_export.pleo.models import ExportItem, ExportItemType, ExportJob, ExportJobItemStatus
-from pleo_export.sandbox import Sandbox, SandboxConfig
+from pleo_export_sandbox import Sandbox, SandboxConfig
 
 ITEMS_PER_JOB = int(os.environ.get("PLEO_EXPORT_TRYTON_E2E_ITEMS", "340"))
 COMPANY_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pleo-export-tryton-e2e"))

@@ -29,8 +29,8 @@ from connectors.tryton.tests.tryton_support import (
 )
 from pleo_export.engine.report import RunReport
 from pleo_export.pleo.models import ExportItem, ExportJobItemStatus
-from pleo_export.sandbox import UNKNOWN_ACCOUNT_CODE, Sandbox, SandboxConfig, generate_items
-from pleo_export.sandbox.app import FILE_PLACEHOLDER
+from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE, Sandbox, SandboxConfig, generate_items
+from pleo_export_sandbox.app import FILE_PLACEHOLDER
 from pleo_export_tryton import VENDOR_UNKNOWN_MESSAGE
 
 CLOSED = "2025-02"

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from pleo_export.pleo.models import ExportItem, ExportJob
-from pleo_export.sandbox import DEMO_CHART
+from pleo_export_sandbox import DEMO_CHART
 
 CURRENCY = "GBP"
 COMPANY_ID = "c0ffee00-0000-4000-8000-000000000001"

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from pleo_export.money import decimals
-from pleo_export.sandbox.generator import Chart
+from pleo_export_sandbox.generator import Chart
 
 TRYTON_SERIES = "8.2"
 HERE = Path(__file__).resolve().parent
@@ -407,6 +407,6 @@ def unique_database_name(prefix: str) -> str:
 
 
 if __name__ == "__main__":  # build the template by hand: python tryton_server.py
-    from pleo_export.sandbox import DEMO_CHART
+    from pleo_export_sandbox import DEMO_CHART
 
     print(ensure_template(template_spec(DEMO_CHART)), file=sys.stdout)

@@ -23,8 +23,8 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItemFile, ExportJobFailureReasonType
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import Sandbox
 from pleo_export.state import open_store
+from pleo_export_sandbox import Sandbox
 from pleo_export_tryton import TrytonClient, TrytonConnector, TrytonSettings
 
 CURRENCY = "GBP"

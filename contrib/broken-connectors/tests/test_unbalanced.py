@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pleo_export_broken.conformance import ledger_target
 
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConformanceSuite, ConnectorTarget
+from pleo_export_sandbox import Chart
 
 pytest_plugins = ["pleo_export.testing.plugin"]
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import SecretStr
@@ -39,9 +39,12 @@ from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
 from pleo_export.pleo.oauth import OAuthInstallation
-from pleo_export.sandbox import Sandbox, SandboxConfig
+from pleo_export.simulator import require_sandbox
 from pleo_export.state import open_store
 from pleo_export.state.base import StateStore
+
+if TYPE_CHECKING:
+    from pleo_export_sandbox import Sandbox
 
 log = logging.getLogger("pleo_export.app")
 
@@ -61,7 +64,14 @@ class Session:
 
 
 def build_sandbox(settings: Settings) -> tuple[Sandbox, str, SecretStr]:
-    """The in-process sandbox with the deterministic demo exports of ``[sandbox]``."""
+    """The in-process sandbox with the deterministic demo exports of ``[sandbox]``.
+
+    Needs the ``pleo-export-sandbox`` distribution (:class:`~pleo_export.simulator.
+    SandboxNotInstalled` names it when missing).
+    """
+    require_sandbox('pleo.base_url = "sandbox"')
+    from pleo_export_sandbox import Sandbox, SandboxConfig
+
     cfg = settings.sandbox
     sandbox = Sandbox(SandboxConfig())
     # A stable company id makes the generated expenses (and their ids) the same on every run,

@@ -853,13 +853,16 @@ def sandbox_serve(obj: Context, host: str, port: int) -> None:
     Admin endpoints under /_sandbox/ queue exports and inject faults.
     """
     from pleo_export.app import build_sandbox
-    from pleo_export.sandbox.server import serve
+    from pleo_export.simulator import require_sandbox
 
     try:
+        require_sandbox("pleo-export sandbox serve")
         settings = obj.settings()
+        sandbox_obj, company_id, key = build_sandbox(settings)
     except ConfigError as error:
         _fail(str(error), EXIT_CONFIG)
-    sandbox_obj, company_id, key = build_sandbox(settings)
+    from pleo_export_sandbox.server import serve
+
     click.echo(f"company_id = {company_id}")
     click.echo(f"api_key    = {key.get_secret_value()}")
     click.echo(f"listening on http://{host}:{port}")

@@ -276,7 +276,7 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """Create a target in ``directory`` that knows the sandbox chart; return settings.
 
         Optional; ``pleo-export demo`` uses it. ``chart`` is
-        :data:`pleo_export.sandbox.DEMO_CHART` and ``currency`` the sandbox company's wallet
+        :data:`pleo_export_sandbox.DEMO_CHART` and ``currency`` the sandbox company's wallet
         currency. Paths in the returned settings may be relative to ``directory``.
         """
         raise NotImplementedError(f"connector {cls.manifest.id!r} has no demo scaffold")

@@ -81,7 +81,10 @@ def write_demo_config(directory: Path, connector_settings: dict[str, Any]) -> Pa
 async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool) -> int:
     from pleo_export.app import open_session
     from pleo_export.cli import EXIT_ITEMS_FAILED, EXIT_OK, TerminalProgress, _print_report
-    from pleo_export.sandbox import DEMO_CHART
+    from pleo_export.simulator import require_sandbox
+
+    require_sandbox("pleo-export demo")
+    from pleo_export_sandbox import DEMO_CHART
 
     directory = directory.resolve()  # noqa: ASYNC240 - a few stat calls at start-up
     config = directory / "pleo-export.toml"

@@ -97,7 +97,13 @@ def core_requirement(version: str = __version__) -> str:
 
 def _example_settings() -> str:
     """``[connector.settings]`` for the built-in sandbox, as the template's scaffold makes it."""
-    from pleo_export.sandbox import DEMO_CHART
+    from pleo_export.simulator import SandboxNotInstalled, require_sandbox
+
+    try:
+        require_sandbox("pleo-export new-connector (the example settings use its chart)")
+    except SandboxNotInstalled as error:
+        raise NewConnectorError(str(error)) from None
+    from pleo_export_sandbox import DEMO_CHART
 
     vendors = {
         v.code: f"{EXAMPLE_ROLE_ACCOUNTS['accounts_payable']}-{v.code}" for v in DEMO_CHART.vendors
@@ -127,6 +133,7 @@ def _values(names: ConnectorNames) -> dict[str, str]:
         "class_prefix": names.class_prefix,
         "env_name": names.env_name,
         "core_requirement": core_requirement(),
+        "testing_requirement": core_requirement().replace("pleo-export", "pleo-export[testing]", 1),
         "core_version": __version__,
         "contract_version": str(CONTRACT_VERSION),
         "example_settings": _example_settings(),

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry, TargetPosting
+from pleo_export_sandbox import Chart
 from tests.support.memory import MemoryConnector, fresh_target
 
 pytest_plugins = ["pleo_export.testing.plugin"]

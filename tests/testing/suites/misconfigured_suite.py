@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConformanceSuite, ConnectorTarget
+from pleo_export_sandbox import Chart
 from tests.testing.suites.memory_suite import memory_target
 
 pytest_plugins = ["pleo_export.testing.plugin"]

@@ -232,7 +232,7 @@ class BeancountConnector(Connector[BeancountSettings]):
     def scaffold(cls, directory: Path, chart: Any, currency: str) -> dict[str, Any]:
         """A starter ledger in ``directory/ledger`` opening every account of ``chart``.
 
-        ``chart`` is the sandbox's :data:`pleo_export.sandbox.DEMO_CHART`: its expense, wallet
+        ``chart`` is the sandbox's :data:`pleo_export_sandbox.DEMO_CHART`: its expense, wallet
         and VAT accounts are opened with ``pleo-code`` metadata and each vendor gets a payable
         account with its identifiers, so sandbox items book without any mapping.
         """

@@ -7,9 +7,9 @@ from typing import Any
 
 import anyio.to_thread
 
-from pleo_export.sandbox import Chart
 from pleo_export.testing import ConnectorTarget, TargetEntry, TargetPosting
 from pleo_export_broken.ledger import read_lines
+from pleo_export_sandbox import Chart
 
 
 def chart_settings(chart: Chart) -> dict[str, Any]:

@@ -18,7 +18,8 @@ A connector package opts in with a test module::
 
 The kit drives the real engine against the in-process Pleo sandbox, loads the connector by its
 entry-point name and judges every item in Pleo and in the target. See ``docs/conformance.md``.
-Needs pytest and anyio: ``pip install "pleo-export[testing]"``.
+Needs pytest, anyio and the sandbox distribution ``pleo-export-sandbox``:
+``pip install "pleo-export[testing]"``.
 """
 
 from pleo_export.testing.checks import ConformanceFailure, Expect
@@ -31,6 +32,17 @@ except ImportError as error:  # pragma: no cover - exercised without pytest inst
         "pleo_export.testing is the connector conformance kit and needs pytest (and anyio's "
         'pytest plugin): install it with `pip install "pleo-export[testing]"` or add pytest '
         "to your test dependencies"
+    ) from error
+
+try:
+    import pleo_export_sandbox  # noqa: F401 - the kit runs on it; checked to name the fix
+except ModuleNotFoundError as error:  # pragma: no cover - exercised without the sandbox
+    if error.name != "pleo_export_sandbox":
+        raise
+    raise ImportError(
+        "pleo_export.testing runs the connector under test against the Pleo sandbox, the "
+        'separate distribution pleo-export-sandbox: install it with `pip install "pleo-export'
+        '[testing]"` (or pip install pleo-export-sandbox)'
     ) from error
 
 from pleo_export.testing.scenarios import FIRST_OPEN_DAY, SCENARIOS, Kit, run_scenario

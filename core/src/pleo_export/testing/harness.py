@@ -51,11 +51,11 @@ from pleo_export.pleo.models import (
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import Chart, Sandbox, SandboxConfig
 from pleo_export.state import open_store
 from pleo_export.testing.checks import ConformanceFailure
 from pleo_export.testing.items import ItemFactory, stable_id
 from pleo_export.testing.target import ConnectorTarget, TargetEntry
+from pleo_export_sandbox import Chart, Sandbox, SandboxConfig
 
 log = logging.getLogger("pleo_export.testing")
 

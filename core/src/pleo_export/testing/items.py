@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pleo_export.sandbox.app import FILE_PLACEHOLDER
-from pleo_export.sandbox.generator import (
+from pleo_export_sandbox.app import FILE_PLACEHOLDER
+from pleo_export_sandbox.generator import (
     Chart,
     ChartAccount,
     ChartVendor,
@@ -34,7 +34,7 @@ UNKNOWN_VENDOR = ChartVendor(
     country="GB",
     default_currency="GBP",
 )
-"""A vendor no target knows: not in :data:`pleo_export.sandbox.DEMO_CHART`."""
+"""A vendor no target knows: not in :data:`pleo_export_sandbox.DEMO_CHART`."""
 
 UNKNOWN_TAX_CODE = TaxCode(
     "ZZ99", "Conformance unknown tax code", Decimal("0.2"), "inclusive", "2201"

@@ -19,11 +19,11 @@ from pleo_export.connector import Capability, ConnectorManifest
 from pleo_export.pleo.models import ExportJob, ExportJobStatus
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
-from pleo_export.sandbox import Chart, FaultRule
 from pleo_export.testing.checks import MIN_MESSAGE_LENGTH, Expect, judge
 from pleo_export.testing.harness import CallCounter, CrashPlan, EngineRun, World, maybe_await
 from pleo_export.testing.items import UNKNOWN_TAX_CODE, UNKNOWN_VENDOR, Line
 from pleo_export.testing.target import ConnectorTarget
+from pleo_export_sandbox import Chart, FaultRule
 
 FIRST_OPEN_DAY = date(2025, 3, 1)
 """``closed_period`` closes the books for every day before this one."""

@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pleo_export.sandbox import DEMO_CHART, Chart
 from pleo_export.testing.checks import ConformanceFailure
 from pleo_export.testing.harness import load_connector_class
 from pleo_export.testing.scenarios import SCENARIOS, Kit, not_applicable, run_scenario
 from pleo_export.testing.target import ConnectorTarget
+from pleo_export_sandbox import DEMO_CHART, Chart
 
 PLUGIN = "pleo_export.testing.plugin"
 PROPERTY = "pleo_export_conformance"

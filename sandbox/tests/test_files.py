@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pleo_export.sandbox import SandboxConfig
-from tests.sandbox.conftest import START, Env, fetch_all
+from pleo_export_sandbox import SandboxConfig
+from sandbox.tests.conftest import START, Env, fetch_all
 
 pytestmark = pytest.mark.anyio
 

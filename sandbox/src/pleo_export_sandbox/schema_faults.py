@@ -1,6 +1,6 @@
 """Responses that break the Export API schema: a fault the network cannot produce on its own.
 
-:mod:`pleo_export.sandbox.faults` makes requests fail (429, 5xx, timeouts, dropped
+:mod:`pleo_export_sandbox.faults` makes requests fail (429, 5xx, timeouts, dropped
 connections). This module makes them *succeed* with a body the client cannot trust: a required
 field missing, a field of the wrong JSON type, a body that is not JSON at all, or one cut off
 halfway. That is what a half-deployed API version, a misbehaving proxy or a corrupted cache
@@ -49,9 +49,9 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pleo_export.sandbox.app import Sandbox
-from pleo_export.sandbox.faults import RequestMatch
-from pleo_export.sandbox.transport import call_buffered
+from pleo_export_sandbox.app import Sandbox
+from pleo_export_sandbox.faults import RequestMatch
+from pleo_export_sandbox.transport import call_buffered
 
 BreakKind = Literal["drop", "retype", "null", "not_json", "truncate", "set", "nest"]
 BREAK_KINDS: tuple[str, ...] = ("drop", "retype", "null", "not_json", "truncate", "set", "nest")

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pleo_export.sandbox import SandboxConfig
-from tests.sandbox.conftest import START, Env, fetch_all, finish_all_items, send_event, update_items
+from pleo_export_sandbox import SandboxConfig
+from sandbox.tests.conftest import START, Env, fetch_all, finish_all_items, send_event, update_items
 
 pytestmark = pytest.mark.anyio
 

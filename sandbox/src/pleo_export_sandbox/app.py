@@ -3,7 +3,7 @@
 Each API request goes through, in order: fault injection, authentication (401), the per
 credential rate limit (429), the scope check (403), the handler. Handlers validate their input
 (400 ``BAD_REQUEST`` naming the offending field) and apply the rules in
-:mod:`pleo_export.sandbox.store`. Every exchange is recorded in ``Sandbox.requests`` and passed
+:mod:`pleo_export_sandbox.store`. Every exchange is recorded in ``Sandbox.requests`` and passed
 to ``Sandbox.on_exchange``.
 
 Where the spec is silent the sandbox decides (the package docstring lists every choice):
@@ -49,10 +49,10 @@ from pleo_export.pleo.models import (
     ExportJobStatus,
     to_wire,
 )
-from pleo_export.sandbox import generator
-from pleo_export.sandbox.faults import DROP_HEADER, ArmedFault, FaultInjector, FaultRule
-from pleo_export.sandbox.oauth import OAuthServer
-from pleo_export.sandbox.store import (
+from pleo_export_sandbox import generator
+from pleo_export_sandbox.faults import DROP_HEADER, ArmedFault, FaultInjector, FaultRule
+from pleo_export_sandbox.oauth import OAuthServer
+from pleo_export_sandbox.store import (
     ALL_SCOPES,
     SCOPE_ITEMS_READ,
     SCOPE_JOBS_READ,
@@ -72,8 +72,8 @@ from pleo_export.sandbox.store import (
     job_not_found,
     paginate,
 )
-from pleo_export.sandbox.transport import SandboxTransport, call_buffered
-from pleo_export.sandbox.webhooks import WebhookEmitter
+from pleo_export_sandbox.transport import SandboxTransport, call_buffered
+from pleo_export_sandbox.webhooks import WebhookEmitter
 
 JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
 FILE_PLACEHOLDER = "sandbox-file:"
@@ -368,7 +368,7 @@ class Sandbox:
         self.base_url = self.config.base_url
         self._file_secret = secrets.token_bytes(16)
         self.oauth = OAuthServer(self)
-        """Pleo's OAuth install flow and token endpoint (:mod:`pleo_export.sandbox.oauth`)."""
+        """Pleo's OAuth install flow and token endpoint (:mod:`pleo_export_sandbox.oauth`)."""
         self._api = self._build_api()
         self.app: ASGIApp = _SandboxApp(self._asgi)
 
@@ -400,8 +400,8 @@ class Sandbox:
         self, company_ids: Sequence[str], api_key: str | None = None
     ) -> Credential:
         """Accept one API key for several companies (an organisation-level key); requests
-        must then name the company (see :mod:`pleo_export.sandbox.organisations`)."""
-        from pleo_export.sandbox.organisations import add_organisation_key
+        must then name the company (see :mod:`pleo_export_sandbox.organisations`)."""
+        from pleo_export_sandbox.organisations import add_organisation_key
 
         return add_organisation_key(self, company_ids, api_key)
 

@@ -41,10 +41,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pleo_export.sandbox.store import ALL_SCOPES, Credential
+from pleo_export_sandbox.store import ALL_SCOPES, Credential
 
 if TYPE_CHECKING:
-    from pleo_export.sandbox.app import Sandbox
+    from pleo_export_sandbox.app import Sandbox
 
 __all__ = [
     "AUTHORIZE_PATH",

@@ -12,7 +12,7 @@ one it saw and records a :class:`Transition` (a job appearing is a transition fr
 an expiry is attributed to nobody, ``cause="expired"``). Every request about one job (its
 reads, item updates, events and export items) is a :class:`Touch` by the credential that made
 it. Workers told apart by their credentials (e.g. one organisation key each, see
-:mod:`pleo_export.sandbox.organisations`) can then be checked for overlapping work.
+:mod:`pleo_export_sandbox.organisations`) can then be checked for overlapping work.
 
 The callback runs on the sandbox's event loop; reading methods take a lock, so a test may call
 them from another thread while a server thread serves the sandbox.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pleo_export.sandbox.app import RequestRecord, Sandbox
+    from pleo_export_sandbox.app import RequestRecord, Sandbox
 
 __all__ = ["JobAudit", "Touch", "Transition", "job_of_request"]
 

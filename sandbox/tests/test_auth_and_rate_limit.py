@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from pleo_export.sandbox import SandboxConfig
-from tests.sandbox.conftest import START, Env, send_event
+from pleo_export_sandbox import SandboxConfig
+from sandbox.tests.conftest import START, Env, send_event
 
 pytestmark = pytest.mark.anyio
 

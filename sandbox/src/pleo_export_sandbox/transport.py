@@ -15,7 +15,7 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Scope
 
-from pleo_export.sandbox.faults import DROP_HEADER
+from pleo_export_sandbox.faults import DROP_HEADER
 
 
 class SandboxTransport(httpx.AsyncBaseTransport):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pleo_export.httpserver import running_app, uvicorn_config
-from pleo_export.sandbox.app import Sandbox
+from pleo_export_sandbox.app import Sandbox
 
 
 def serve(

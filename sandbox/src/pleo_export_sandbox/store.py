@@ -96,7 +96,7 @@ class Credential:
     scopes: frozenset[str]
     companies: frozenset[str] = frozenset()
     """Organisation-level credential: every company it covers (``company_id`` among them).
-    Empty for a company-level credential. See :mod:`pleo_export.sandbox.organisations`."""
+    Empty for a company-level credential. See :mod:`pleo_export_sandbox.organisations`."""
 
     def covers(self, company_id: str) -> bool:
         """Whether this credential may act on ``company_id``."""

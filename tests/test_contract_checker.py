@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pleo_export.sandbox import RequestRecord
+from pleo_export_sandbox import RequestRecord
 from tests.support.openapi import ContractViolation, OpenApiContract
 
 JOB_ID = "4b32bbbf-e915-4323-ba0d-fc9e5b3d99f0"

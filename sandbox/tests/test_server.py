@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pleo_export.sandbox import Sandbox
-from pleo_export.sandbox.server import running_server
+from pleo_export_sandbox import Sandbox
+from pleo_export_sandbox.server import running_server
 from tests.support.openapi import OpenApiContract
 
 pytestmark = pytest.mark.anyio

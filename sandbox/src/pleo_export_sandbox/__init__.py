@@ -2,7 +2,7 @@
 
 ::
 
-    from pleo_export.sandbox import Sandbox, SandboxConfig
+    from pleo_export_sandbox import Sandbox, SandboxConfig
 
     sb = Sandbox(SandboxConfig())
     company = sb.add_company(name="Demo Ltd", wallet_currency="GBP")
@@ -25,13 +25,13 @@ Where both are silent the sandbox chooses, and says so:
   ``EXPORT_NOT_FOUND``; ``GET /v3/export-items`` without ``job_id``: 400;
 * 401/403/429 bodies are ``ExceptionInfo`` with types ``UNAUTHORIZED``, ``FORBIDDEN``,
   ``RATE_LIMITED``; 429 carries ``Retry-After`` in whole seconds;
-* OAuth (``/oauth/authorize``, ``/oauth/token``, :mod:`pleo_export.sandbox.oauth`): the choices
+* OAuth (``/oauth/authorize``, ``/oauth/token``, :mod:`pleo_export_sandbox.oauth`): the choices
   are listed in ``SANDBOX_OAUTH_DEVIATIONS`` there.
 """
 
-from pleo_export.sandbox.app import RequestRecord, Sandbox, SandboxConfig
-from pleo_export.sandbox.faults import ArmedFault, FaultRule
-from pleo_export.sandbox.generator import (
+from pleo_export_sandbox.app import RequestRecord, Sandbox, SandboxConfig
+from pleo_export_sandbox.faults import ArmedFault, FaultRule
+from pleo_export_sandbox.generator import (
     DEMO_CHART,
     UNKNOWN_ACCOUNT_CODE,
     Chart,
@@ -39,7 +39,7 @@ from pleo_export.sandbox.generator import (
     generate_items,
     render_file,
 )
-from pleo_export.sandbox.store import ALL_SCOPES, ApiError, Company, Credential
+from pleo_export_sandbox.store import ALL_SCOPES, ApiError, Company, Credential
 
 __all__ = [
     "ALL_SCOPES",

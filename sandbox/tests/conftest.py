@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pleo_export.sandbox import Company, Sandbox, SandboxConfig
-from tests.support.openapi import OpenApiContract
+from pleo_export_sandbox import Company, Sandbox, SandboxConfig
+from tests.support.openapi import OpenApiContract, require_contract
 
 START = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 
@@ -48,6 +48,17 @@ class Env:
             auth=auth,
         ) as client:
             yield client
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def openapi_contract() -> OpenApiContract:
+    """Pleo's Export API spec as a checker; skips (fails under CI) when the spec is absent."""
+    return require_contract()
 
 
 @pytest.fixture

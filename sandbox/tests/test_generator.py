@@ -11,8 +11,8 @@ import pytest
 from pleo_export.bookkeeping import plan_item
 from pleo_export.ledger import Role
 from pleo_export.pleo.models import ExportItem, ExportItemType, ExportJob, ExportJobStatus
-from pleo_export.sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE, generate_items, render_file
-from pleo_export.sandbox.generator import LARGE_FILE_SIZE, parse_file_id
+from pleo_export_sandbox import DEMO_CHART, UNKNOWN_ACCOUNT_CODE, generate_items, render_file
+from pleo_export_sandbox.generator import LARGE_FILE_SIZE, parse_file_id
 from tests.support.openapi import OpenApiContract
 
 COMPANY = "8a0c3f3e-1111-4222-8333-444455556666"

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from pleo_export.sandbox import ApiError
-from tests.sandbox.conftest import Env, fetch_all, finish_all_items, send_event, update_items
+from pleo_export_sandbox import ApiError
+from sandbox.tests.conftest import Env, fetch_all, finish_all_items, send_event, update_items
 
 pytestmark = pytest.mark.anyio
 UNKNOWN = str(uuid.UUID(int=1, version=4))
@@ -110,7 +110,7 @@ async def test_create_job_validates_its_body(env: Env) -> None:
 
 
 def _items(env: Env, count: int) -> list[dict[str, object]]:
-    from pleo_export.sandbox import generate_items
+    from pleo_export_sandbox import generate_items
 
     return generate_items(env.company.id, count, seed=99)
 

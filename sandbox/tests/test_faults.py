@@ -7,8 +7,8 @@ import httpx
 import pytest
 from trio.testing import MockClock
 
-from pleo_export.sandbox import FaultRule, Sandbox, SandboxConfig
-from tests.sandbox.conftest import START, Env, send_event
+from pleo_export_sandbox import FaultRule, Sandbox, SandboxConfig
+from sandbox.tests.conftest import START, Env, send_event
 from tests.support.openapi import OpenApiContract
 
 pytestmark = pytest.mark.anyio

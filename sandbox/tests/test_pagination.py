@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pleo_export.sandbox import SandboxConfig
-from tests.sandbox.conftest import START, Env, fetch_all, send_event, update_items
+from pleo_export_sandbox import SandboxConfig
+from sandbox.tests.conftest import START, Env, fetch_all, send_event, update_items
 
 pytestmark = pytest.mark.anyio
 
