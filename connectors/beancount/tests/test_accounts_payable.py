@@ -6,6 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from pleo_export.bookkeeping import plan_item
 from pleo_export.connector import ItemRejected
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 
@@ -210,3 +211,137 @@ async def test_card_purchase_invoice_dated_by_invoice_date_payment_by_item_date(
     invoice, payment = _transactions(entries)
     assert invoice.date.isoformat() == "2024-03-01"
     assert payment.date.isoformat() == "2024-03-05"
+
+
+def _open_exchange_accounts(harness) -> None:
+    with harness.ledger.open("a", encoding="utf-8") as ledger:
+        ledger.write("\n2000-01-01 open Income:ExchangeGains\n2000-01-01 open Expenses:FX\n")
+    harness.overrides = {
+        "exchange_gain_account": "Income:ExchangeGains",
+        "exchange_loss_account": "Expenses:FX",
+    }
+
+
+def _foreign_invoice_and_payment(make, invoice_dkk: int, payment_dkk: int, paid_eur=100000):
+    acme = make.vendor("Acme Ltd.", code="V100")
+    invoice = make.item(
+        "invoice",
+        amount=invoice_dkk,
+        supplier_amount=100000,
+        supplier_currency="EUR",
+        lines=[make.line(invoice_dkk, supplier=100000, supplier_currency="EUR")],
+        vendor=acme,
+        bookkeeping="accounts_payable",
+        invoice_number="RE-117",
+        date="2024-02-01T10:00:00Z",
+    )
+    payment = make.item(
+        "invoice_payment",
+        amount=payment_dkk,
+        supplier_amount=paid_eur,
+        supplier_currency="EUR",
+        vendor=acme,
+        bookkeeping="accounts_payable",
+        sub_type="invoice_payment_sent",
+        invoice_number="RE-117",
+        date="2024-03-05T10:00:00Z",
+    )
+    return invoice, payment
+
+
+@pytest.mark.parametrize(
+    ("payment_dkk", "fx_account", "fx"),
+    [(746000, "Expenses:FX", D("10.00")), (744500, "Income:ExchangeGains", D("-5.00"))],
+)
+async def test_foreign_invoice_paid_at_another_rate_books_the_exchange_difference(
+    harness, make, payment_dkk, fx_account, fx
+):
+    # 1,000.00 EUR booked at 7,450.00 DKK, paid at 7,460.00 (a loss) or 7,445.00 (a gain).
+    _open_exchange_accounts(harness)
+    invoice, payment = _foreign_invoice_and_payment(make, 745000, payment_dkk)
+    await harness.book(invoice, vendor_based=True)
+    prepared, _ = await harness.book(payment, vendor_based=True)
+
+    # beancount itself: the vendor's payable account is cleared, in DKK and in EUR.
+    assert harness.balances() == {
+        "Expenses:Office": D("7450.00"),
+        fx_account: fx,
+        "Assets:Pleo:Wallet": -D(payment_dkk) / 100,
+    }
+    entries, _ = harness.load()
+    paid = _transactions(entries)[-1]
+    assert [(p.account, p.units.number) for p in paid.postings] == [
+        ("Liabilities:AccountsPayable:AcmeLtd", D("7450.00")),
+        (fx_account, fx),
+        ("Assets:Pleo:Wallet", -D(payment_dkk) / 100),
+    ]
+    assert paid.postings[0].meta["pleo-supplier-amount"].number == D("1000.00")
+    assert "pleo-supplier-amount" not in paid.postings[1].meta
+    assert paid.meta["pleo-invoice-number"] == "RE-117"
+    assert [p.role.value for p in prepared.entries[0].postings] == [
+        "accounts_payable",
+        "exchange_loss" if fx > 0 else "exchange_gain",
+        "wallet",
+    ]
+
+
+async def test_partial_payments_settle_pro_rata_and_the_last_clears_the_vendor(harness, make):
+    _open_exchange_accounts(harness)
+    invoice, first = _foreign_invoice_and_payment(make, 745000, 373500, paid_eur=50000)
+    _, second = _foreign_invoice_and_payment(make, 745000, 372000, paid_eur=50000)
+    await harness.book(invoice, vendor_based=True)
+    await harness.book(first, vendor_based=True)  # half at 7.47: 3,725.00 settled, 10.00 loss
+    assert harness.balances()["Liabilities:AccountsPayable:AcmeLtd"] == D("-3725.00")
+    await harness.book(second, vendor_based=True)  # half at 7.44: 3,725.00 settled, 5.00 gain
+    assert harness.balances() == {
+        "Expenses:Office": D("7450.00"),
+        "Expenses:FX": D("10.00"),
+        "Income:ExchangeGains": D("-5.00"),
+        "Assets:Pleo:Wallet": D("-7455.00"),
+    }
+
+
+async def test_journal_method_invoice_and_payment_also_clear_the_vendor(harness, make):
+    _open_exchange_accounts(harness)
+    invoice, payment = _foreign_invoice_and_payment(make, 745000, 746000)
+    invoice = invoice.model_copy(update={"bookkeeping": None})
+    payment = payment.model_copy(update={"bookkeeping": None})
+    await harness.book(invoice, vendor_based=False)
+    await harness.book(payment, vendor_based=False)
+    balances = harness.balances()
+    assert "Liabilities:AccountsPayable:AcmeLtd" not in balances
+    assert balances["Expenses:FX"] == D("10.00")
+
+
+async def test_exchange_difference_without_an_account_fails_with_the_setting_to_set(harness, make):
+    invoice, payment = _foreign_invoice_and_payment(make, 745000, 746000)
+    await harness.book(invoice, vendor_based=True)
+    before = harness.output.read_bytes()
+    with pytest.raises(ItemRejected) as caught:
+        await harness.prepare(payment, vendor_based=True)
+    assert caught.value.reason_type is Reason.MISSING_CONFIGURATION
+    assert "exchange_loss_account is not set" in caught.value.message
+    assert "10.00 DKK" in caught.value.message
+    assert harness.output.read_bytes() == before
+
+
+async def test_payment_of_an_invoice_the_ledger_does_not_hold_is_booked_as_it_comes(harness, make):
+    _, payment = _foreign_invoice_and_payment(make, 745000, 746000)
+    await harness.book(payment, vendor_based=True)
+    assert harness.balances() == {
+        "Liabilities:AccountsPayable:AcmeLtd": D("7460.00"),
+        "Assets:Pleo:Wallet": D("-7460.00"),
+    }
+
+
+async def test_invoice_and_its_payment_in_the_same_job(harness, make):
+    _open_exchange_accounts(harness)
+    invoice, payment = _foreign_invoice_and_payment(make, 745000, 744500)
+    connector = await harness.connector()
+    the_job = make.job(True)
+    await connector.check(the_job)
+    for export_item in (invoice, payment):
+        await connector.post(await connector.prepare(plan_item(export_item, the_job)))
+    await connector.close()
+    assert harness.balances()["Income:ExchangeGains"] == D("-5.00")
+    assert "Liabilities:AccountsPayable:AcmeLtd" not in harness.balances()

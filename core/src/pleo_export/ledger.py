@@ -48,6 +48,11 @@ class Role(StrEnum):
     """Output VAT due under the reverse-charge mechanism."""
     ROUNDING = "rounding"
     """Where a small currency-conversion residual between lines and total is booked."""
+    EXCHANGE_GAIN = "exchange_gain"
+    """Realised exchange gain: a foreign-currency invoice paid for less, in the wallet
+    currency, than it was booked at (see :mod:`pleo_export.settlement`)."""
+    EXCHANGE_LOSS = "exchange_loss"
+    """Realised exchange loss: a foreign-currency invoice paid for more than it was booked at."""
 
 
 class EntryKind(StrEnum):

@@ -112,6 +112,67 @@ class Chart:
         return list(self.by_vendor.get((field_name, normalise_key(field_name, value)), ()))
 
 
+INVOICE_NUMBER = "pleo-invoice-number"
+SUPPLIER_AMOUNT = "pleo-supplier-amount"
+
+
+@dataclass
+class _Payable:
+    """The postings on one payable account that carry one invoice number, summed."""
+
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+    """Per currency of the posting (the wallet currency)."""
+    supplier: dict[str, Decimal] = field(default_factory=dict)
+    """Per supplier currency, from ``pleo-supplier-amount`` (or the posting itself without)."""
+
+
+@dataclass
+class PayableIndex:
+    """What the ledger holds open per payable account and invoice number.
+
+    Built from the transactions that carry ``pleo-invoice-number`` (pleo-export writes it on
+    supplier invoices, credit notes and payments) and kept up to date as the connector posts.
+    """
+
+    entries: dict[tuple[str, str], _Payable] = field(default_factory=dict)
+
+    def add(
+        self,
+        account: str,
+        invoice_number: str,
+        amount: Decimal,
+        currency: str,
+        supplier_amount: Decimal | None,
+        supplier_currency: str | None,
+    ) -> None:
+        """Count one posting of ``amount`` (debit positive) on ``account`` for the invoice."""
+        key = (account, invoice_number.strip())
+        payable = self.entries.setdefault(key, _Payable())
+        payable.amounts[currency] = payable.amounts.get(currency, Decimal(0)) + amount
+        if supplier_amount is None or supplier_currency is None:
+            supplier_amount, supplier_currency = amount, currency
+        payable.supplier[supplier_currency] = (
+            payable.supplier.get(supplier_currency, Decimal(0)) + supplier_amount
+        )
+
+    def open_amounts(
+        self, account: str, invoice_number: str, currency: str, supplier_currency: str
+    ) -> tuple[Decimal, Decimal] | None:
+        """What is owed on the invoice (positive) in ``currency`` and ``supplier_currency``.
+
+        ``None`` when the ledger has nothing for it, or holds it in other currencies too (an
+        invoice in one currency paid in another cannot be compared).
+        """
+        payable = self.entries.get((account, invoice_number.strip()))
+        if payable is None:
+            return None
+        amounts = {c: v for c, v in payable.amounts.items() if v}
+        supplier = {c: v for c, v in payable.supplier.items() if v}
+        if set(amounts) - {currency} or set(supplier) - {supplier_currency}:
+            return None
+        return -amounts.get(currency, Decimal(0)), -supplier.get(supplier_currency, Decimal(0))
+
+
 @dataclass(frozen=True)
 class PostedEntry:
     """A transaction in the ledger that pleo-export wrote (it has ``pleo-entry-id``)."""
@@ -132,6 +193,7 @@ class LoadedLedger:
     posted: dict[str, PostedEntry]
     errors: list[str]
     operating_currencies: tuple[str, ...]
+    payables: PayableIndex = field(default_factory=PayableIndex)
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -167,6 +229,7 @@ def load_ledger(path: Path) -> LoadedLedger:
     opens: dict[str, Any] = {}
     closes: dict[str, date] = {}
     posted: dict[str, PostedEntry] = {}
+    payables = PayableIndex()
     for entry in entries:
         if isinstance(entry, data.Open):
             opens.setdefault(entry.account, entry)
@@ -174,6 +237,20 @@ def load_ledger(path: Path) -> LoadedLedger:
             closes.setdefault(entry.account, entry.date)
         elif isinstance(entry, data.Transaction):
             meta = entry.meta or {}
+            number = meta_text(meta.get(INVOICE_NUMBER))
+            if number is not None:
+                for posting in entry.postings:
+                    supplier = (posting.meta or {}).get(SUPPLIER_AMOUNT)
+                    if posting.units is None or not isinstance(posting.units.number, Decimal):
+                        continue
+                    payables.add(
+                        posting.account,
+                        number,
+                        posting.units.number,
+                        posting.units.currency,
+                        getattr(supplier, "number", None),
+                        getattr(supplier, "currency", None),
+                    )
             reference = meta_text(meta.get("pleo-entry-id"))
             if reference is None:
                 continue
@@ -212,4 +289,5 @@ def load_ledger(path: Path) -> LoadedLedger:
         posted=posted,
         errors=[_format_error(e) for e in errors],
         operating_currencies=tuple(options.get("operating_currency", ())),
+        payables=payables,
     )

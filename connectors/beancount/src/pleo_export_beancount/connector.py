@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,12 +26,14 @@ from pleo_export.ledger import (
     EntryKind,
     ExternalRecord,
     LedgerEntry,
+    Posting,
     PostingPlan,
     PreparedEntry,
     ResolvedEntry,
     ResolvedPosting,
     Role,
 )
+from pleo_export.money import decimals, to_decimal
 from pleo_export.pleo.models import (
     ExportItemFile,
     ExportJob,
@@ -38,7 +41,8 @@ from pleo_export.pleo.models import (
     format_timestamp,
 )
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export_beancount.chart import LoadedLedger, load_ledger
+from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
+from pleo_export_beancount.chart import INVOICE_NUMBER, LoadedLedger, PayableIndex, load_ledger
 from pleo_export_beancount.output import OPEN_FLAGS, OutputFile
 from pleo_export_beancount.render import (
     DocumentLine,
@@ -106,6 +110,8 @@ class _Payload:
     first_transaction_line: int
     expected_directives: int
     exported_at: datetime
+    payables: tuple[tuple[str, str, Posting], ...] = ()
+    """(account, invoice number, posting) of the transactions that carry an invoice number."""
 
 
 def _write_document(path: Path, content: bytes) -> None:
@@ -172,6 +178,7 @@ class BeancountConnector(Connector[BeancountSettings]):
         self._ledger: LoadedLedger | None = None
         self._output = OutputFile(settings.output_path, context.logger)
         self._records: dict[str, ExternalRecord] = {}
+        self._payables = PayableIndex()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -212,6 +219,7 @@ class BeancountConnector(Connector[BeancountSettings]):
                 + (f"\n  ... and {more} more" if more else ""),
             )
         self._ledger = loaded
+        self._payables = loaded.payables
         self._records = {}
         for reference, posted in loaded.posted.items():
             exported_at = posted.exported_at or datetime.fromtimestamp(
@@ -289,7 +297,9 @@ class BeancountConnector(Connector[BeancountSettings]):
         today = datetime.now(UTC).date()
         missing: list[str] = []
         for role, setting in ROLE_SETTINGS.items():
-            name: str = getattr(self.settings, setting)
+            name: str | None = getattr(self.settings, setting)
+            if name is None:  # an optional role: an item that needs it fails on its own
+                continue
             account = ledger.chart.get(name)
             if account is None:
                 missing.append(f"{setting} = {name} is not opened: add `2000-01-01 open {name}`")
@@ -347,9 +357,9 @@ class BeancountConnector(Connector[BeancountSettings]):
         meta.append(("pleo-method", plan.method.value))
         if original is not None:
             meta.append(("pleo-original-date", original))
-        invoice = item.additional_information.invoice_information
-        if invoice is not None and entry.kind is not EntryKind.JOURNAL:
-            meta.append(("pleo-invoice-number", invoice.invoice_number))
+        number = _invoice_number(plan, entry)
+        if number is not None:
+            meta.append((INVOICE_NUMBER, number))
         if plan.vendor is not None:
             meta.append(("pleo-vendor", plan.vendor.name))
             for key, value in plan.vendor.match_keys():
@@ -390,10 +400,44 @@ class BeancountConnector(Connector[BeancountSettings]):
             attachments.append(_Attachment(index=index, file=file, path=path))
         return documents, attachments
 
+    def _settle(self, plan: PostingPlan, resolver: Resolver) -> PostingPlan:
+        """An invoice payment at the rate its invoice was booked at (see pleo_export.settlement).
+
+        The invoice is found by its number among what the ledger holds on the vendor's payable
+        account; a payment whose invoice is not there is booked as it comes.
+        """
+        request = settlement_request(plan)
+        if request is None:
+            return plan
+        entry = plan.entries[request.entry_index]
+        payable = entry.postings[request.posting_index]
+        account = resolver.resolve(payable, self._booking_date(entry.date)[0])
+        found = self._payables.open_amounts(
+            account, request.invoice_number, payable.currency, request.supplier_currency
+        )
+        if found is None:
+            self.context.logger.info(
+                "item %s pays invoice %s, which the ledger does not hold on %s in %s: booked "
+                "at the payment's own rate",
+                plan.reference,
+                request.invoice_number,
+                account,
+                request.supplier_currency,
+            )
+            return plan
+        amount, supplier = found
+        booked = BookedInvoice(
+            amount=_minor(amount, payable.currency),
+            supplier_amount=_minor(supplier, request.supplier_currency),
+            supplier_currency=request.supplier_currency,
+        )
+        return settle_payment(plan, booked)
+
     async def prepare(self, plan: PostingPlan) -> PreparedEntry:
         """Resolve every posting to a ledger account and render the block; write nothing."""
         ledger = self._require_ledger()
         resolver = Resolver(self.settings, ledger.chart, self.settings.ledger, self.context.logger)
+        plan = self._settle(plan, resolver)
         exported_at = self._now()
         payee = plan.vendor.name if plan.vendor is not None else None
         if not payee and plan.item.supplier is not None:
@@ -439,6 +483,12 @@ class BeancountConnector(Connector[BeancountSettings]):
                     ),
                 )
             )
+        payables = tuple(
+            (r.account, number, r.posting)
+            for txn in transactions
+            if (number := _invoice_number(plan, txn.entry)) is not None
+            for r in txn.postings
+        )
         documents, attachments = self._documents(
             plan, transactions[0].date, self._document_account(transactions[0])
         )
@@ -462,6 +512,7 @@ class BeancountConnector(Connector[BeancountSettings]):
                 first_transaction_line=block.first_transaction_line,
                 expected_directives=expected,
                 exported_at=exported_at,
+                payables=payables,
             ),
         )
 
@@ -519,6 +570,15 @@ class BeancountConnector(Connector[BeancountSettings]):
             exported_at=payload.exported_at,
         )
         self._records[payload.reference] = record
+        for account, number, posting in payload.payables:
+            self._payables.add(
+                account,
+                number,
+                to_decimal(posting.amount, posting.currency),
+                posting.currency,
+                _supplier_decimal(posting),
+                posting.supplier_currency if _supplier_decimal(posting) is not None else None,
+            )
         return record
 
     async def _download(self, attachment: _Attachment) -> bytes:
@@ -542,3 +602,33 @@ class BeancountConnector(Connector[BeancountSettings]):
             external_url=f"{self.settings.output_path.absolute().as_uri()}#L{block.line}",
             exported_at=block.exported_at or datetime.now(UTC).replace(microsecond=0),
         )
+
+
+def _invoice_number(plan: PostingPlan, entry: LedgerEntry) -> str | None:
+    """The invoice number a transaction carries: on supplier invoices, credit notes and
+    payments, and on journal entries that book to a vendor's payable account."""
+    info = plan.item.additional_information.invoice_information
+    number = info.invoice_number.strip() if info is not None and info.invoice_number else ""
+    if not number:
+        return None
+    if entry.kind is EntryKind.JOURNAL and not any(
+        p.account.role is Role.ACCOUNTS_PAYABLE for p in entry.postings
+    ):
+        return None
+    return number
+
+
+def _minor(amount: Decimal, currency: str) -> int:
+    return int(amount.scaleb(decimals(currency)).to_integral_value())
+
+
+def _supplier_decimal(posting: Posting) -> Decimal | None:
+    """The posting's supplier amount as ``pleo-supplier-amount`` renders it, if it does."""
+    if (
+        posting.supplier_currency is None
+        or posting.supplier_amount is None
+        or posting.supplier_currency == posting.currency
+        or posting.account.role in (Role.ROUNDING, Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS)
+    ):
+        return None
+    return to_decimal(posting.supplier_amount, posting.supplier_currency)

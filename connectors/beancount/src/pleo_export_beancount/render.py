@@ -37,6 +37,8 @@ END_MARKER = "; pleo-export end "
 # Bidirectional embedding, override and isolate controls ("Trojan Source"): they cannot break
 # the syntax, but they make the text display differently from what it is.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NO_SUPPLIER_AMOUNT = frozenset({Role.ROUNDING, Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS})
+"""Roles whose postings exist only in the wallet currency (supplier amount 0)."""
 _SAFE_TOKEN_RE = re.compile(r"[^A-Za-z0-9._-]")
 _KEY_TAIL_RE = re.compile(r"[^A-Za-z0-9_-]")
 # References kept as they are: lower case (a file system may ignore case), short, and never of
@@ -192,7 +194,7 @@ def posting_meta(posting: Posting) -> tuple[MetaItem, ...]:
         posting.supplier_currency
         and posting.supplier_currency != posting.currency
         and posting.supplier_amount is not None
-        and posting.account.role is not Role.ROUNDING
+        and posting.account.role not in _NO_SUPPLIER_AMOUNT
     ):
         items.append(
             ("pleo-supplier-amount", MetaAmount(posting.supplier_amount, posting.supplier_currency))

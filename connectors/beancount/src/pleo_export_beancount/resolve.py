@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pleo_export.connector import ItemRejected
 from pleo_export.ledger import Posting, Role, VendorRef
+from pleo_export.money import format_minor
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export_beancount.chart import PLEO_CODE, VENDOR_KEYS, Chart, LedgerAccount
 from pleo_export_beancount.settings import BeancountSettings
@@ -40,8 +41,13 @@ ROLE_SETTINGS: dict[Role, str] = {
     Role.TAX_INPUT: "vat_input_account",
     Role.TAX_OUTPUT: "vat_output_account",
     Role.ROUNDING: "rounding_account",
+    Role.EXCHANGE_GAIN: "exchange_gain_account",
+    Role.EXCHANGE_LOSS: "exchange_loss_account",
 }
 """The setting that names the configured account of each role (all but ``expense``)."""
+
+OPTIONAL_ROLE_SETTINGS = frozenset({"exchange_gain_account", "exchange_loss_account"})
+"""Settings without a default: checked when set, required only by an item that needs them."""
 
 _CODED_ROLES = frozenset({Role.EXPENSE, Role.WALLET, Role.TAX_INPUT, Role.TAX_OUTPUT})
 
@@ -145,7 +151,17 @@ class Resolver:
 
     def _configured(self, posting: Posting, day: date) -> str:
         setting = ROLE_SETTINGS[posting.account.role]
-        name: str = getattr(self.settings, setting)
+        name: str | None = getattr(self.settings, setting)
+        if name is None:
+            kind = posting.account.role.value.replace("_", " ")
+            raise ItemRejected(
+                Reason.MISSING_CONFIGURATION,
+                f"a realised {kind} of {format_minor(abs(posting.amount), posting.currency)} "
+                f"{posting.currency} (a foreign-currency invoice paid at another rate than it "
+                f"was booked at) needs an account, and {setting} is not set: set it in "
+                f"[connector.settings] to an account opened in the ledger {self.ledger} and "
+                "export again",
+            )
         account = self.chart.get(name)
         what = f"{posting.account.role.value} account {name} (setting {setting})"
         if account is None:

@@ -72,6 +72,13 @@ class BeancountSettings(ConnectorSettings):
     """Reverse-charge output VAT, used when no account carries the tax line's ``pleo-code``."""
     rounding_account: str = "Expenses:Rounding"
     """Where currency-conversion residuals between lines and total are booked."""
+    exchange_gain_account: str | None = None
+    """Realised exchange gains: a foreign-currency invoice paid for less than it was booked
+    at (e.g. ``Income:ExchangeGains``). Needed only when such a payment comes; it then fails
+    with ``missing_configuration`` while this is unset."""
+    exchange_loss_account: str | None = None
+    """Realised exchange losses: a foreign-currency invoice paid for more than it was booked
+    at (e.g. ``Expenses:ExchangeLosses``); may be the same account as the gains."""
 
     account_map: dict[str, str] = {}
     """Pleo account code -> beancount account; wins over ``pleo-code`` metadata."""
@@ -98,6 +105,11 @@ class BeancountSettings(ConnectorSettings):
     @classmethod
     def _account_name(cls, value: str) -> str:
         return _check_account(value)
+
+    @field_validator("exchange_gain_account", "exchange_loss_account")
+    @classmethod
+    def _optional_account_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_account(value)
 
     @field_validator("account_map")
     @classmethod

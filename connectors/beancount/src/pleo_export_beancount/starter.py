@@ -83,10 +83,11 @@ def write_starter_ledger(
     roles: dict[str, str] = {}
     for setting in ROLE_SETTINGS.values():
         if settings is not None:
-            roles[setting] = getattr(settings, setting)
+            value = getattr(settings, setting)
         else:
-            default = BeancountSettings.model_fields[setting].default
-            roles[setting] = chart.extra_roles.get(setting, str(default))
+            value = chart.extra_roles.get(setting, BeancountSettings.model_fields[setting].default)
+        if value is not None:  # an optional role left unset (the exchange accounts)
+            roles[setting] = str(value)
     output = settings.output_path if settings is not None else directory / DEFAULT_OUTPUT_NAME
 
     opens: dict[str, dict[str, str]] = {}
