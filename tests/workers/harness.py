@@ -187,19 +187,32 @@ class WorkerProcess:
 
 
 def start_worker(
-    world: World, config: Path, name: str, directory: Path, *, watch: bool
+    world: World,
+    config: Path,
+    name: str,
+    directory: Path,
+    *,
+    watch: bool,
+    worker_id: str | None = "",
+    log_name: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> WorkerProcess:
+    """Start ``pleo-export run`` with worker ``name``'s key. ``worker_id``: ``""`` for
+    ``worker-<name>``, ``None`` for the default identity (no ``engine.worker_id``)."""
     env = {
         **os.environ,
         "PLEO_EXPORT_PLEO__API_KEY": world.keys[name],
-        "PLEO_EXPORT_ENGINE__WORKER_ID": f"worker-{name}",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("PLEO_EXPORT_CONFIG", None)
-    log_path = directory / f"worker-{name}.log"
+    env.pop("PLEO_EXPORT_ENGINE__WORKER_ID", None)
+    if worker_id is not None:
+        env["PLEO_EXPORT_ENGINE__WORKER_ID"] = worker_id or f"worker-{name}"
+    log_path = directory / f"{log_name or f'worker-{name}'}.log"
     command = [sys.executable, "-m", "pleo_export", "--config", str(config), "run", "--quiet"]
     if watch:
         command.append("--watch")
+    command.extend(extra)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # the test waits for or kills it
             command, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -292,7 +292,7 @@ async def open_session(
             options=WorkerOptions(
                 lease_ttl=settings.engine.lease_ttl,
                 take_leases=not dry_run,
-                **({"holder": settings.engine.worker_id} if settings.engine.worker_id else {}),
+                holder=worker_id(settings),
             ),
         )
         yield Session(
@@ -306,6 +306,15 @@ async def open_session(
             sandbox=sandbox,
             worker=worker,
         )
+
+
+def worker_id(settings: Settings) -> str:
+    """``engine.worker_id``, else the installation's stable default
+    (:func:`~pleo_export.state.process.default_worker_id` of the state store's location)."""
+    from pleo_export.state import redact_url
+    from pleo_export.state.process import default_worker_id
+
+    return settings.engine.worker_id or default_worker_id(redact_url(settings.state_url()))
 
 
 def company_connector_settings(

@@ -161,9 +161,17 @@ class TerminalProgress:
 
 
 def _print_report(report: RunReport) -> None:
-    if not report.jobs and not report.skipped_jobs:
+    waiting = report.jobs_waiting_elsewhere
+    if not report.jobs and not report.skipped_jobs and not report.waiting_elsewhere:
         click.echo("No pending export jobs.")
         return
+    if report.waiting_elsewhere:
+        companies = len(report.waiting_elsewhere)
+        click.echo(
+            f"{waiting} pending {'job waits' if waiting == 1 else 'jobs wait'} behind another "
+            f"worker ({companies} {'company' if companies == 1 else 'companies'} leased "
+            "elsewhere; they are served when that worker finishes or its lease expires)"
+        )
     for job in report.jobs:
         click.echo(job.summary())
         for failure in job.failures[:20]:

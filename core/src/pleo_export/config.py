@@ -177,7 +177,9 @@ class EngineSettings(_Section):
     """Seconds a worker's lease on a company lasts without renewal (renewed every third of
     it); after a worker dies, another takes its companies over once this has passed."""
     worker_id: str | None = Field(None, min_length=1, max_length=200)
-    """This worker's name in the leases; default ``<hostname>-<pid>-<random>``."""
+    """This worker's name in the leases; default ``<hostname>-<8 hex digits>``, the digits
+    hashing the state store's location: the same for every run of this installation on this
+    host, so a restarted worker takes its own leases back at once."""
 
     @field_validator("booking_timezone")
     @classmethod

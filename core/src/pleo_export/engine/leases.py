@@ -5,7 +5,9 @@ the same company at once: before touching a company's jobs a worker takes the le
 ``company:<company_id>`` in the store (:meth:`StateStore.acquire_lease`), for a TTL
 (``engine.lease_ttl``, default 60 s). While it works, a background task renews the lease every
 TTL/3. A worker that dies stops renewing; once the TTL has passed, another worker takes the
-lease over and resumes the company's ``in_progress`` job from the shared outbox.
+lease over and resumes the company's ``in_progress`` job from the shared outbox. A lease whose
+process is provably dead (on the same host, see :mod:`pleo_export.state.process`) is taken over
+at once, and a restarted worker with the same worker id takes its own lease back at once.
 
 If a renewal fails (another worker has taken the lease, or the store cannot confirm it in time)
 the lease counts as lost: the engine stops at the next item boundary (checked in memory, no
@@ -249,6 +251,8 @@ class Worker:
         self._engines: dict[str, ExportEngine] = dict(engines or {})
         self.leased_elsewhere: list[str] = []
         """Companies skipped in the last run because another worker held their lease."""
+        self._waiting: dict[str, int] = {}
+        """Company -> its jobs pending or in progress in Pleo, counted when it was skipped."""
         self.current_lease: CompanyLease | None = None
         """The lease covering the job being processed right now, if any."""
 
@@ -298,6 +302,7 @@ class Worker:
         """Process pending jobs of every company, one job per company per turn, until a whole
         round finds nothing to do (or ``max_jobs`` jobs were taken)."""
         self.leased_elsewhere = []
+        self._waiting = {}
         if not self.options.take_leases:
             return await self._dry_run(max_jobs)
         report = RunReport()
@@ -308,6 +313,8 @@ class Worker:
             skipped: list[str] = []
             for company in await self._turn_order():
                 if max_jobs is not None and taken >= max_jobs:
+                    self.leased_elsewhere = skipped
+                    report.waiting_elsewhere = {c: self._waiting.get(c, 0) for c in skipped}
                     return report
                 outcome = await self._turn(company, seen, report)
                 if outcome is None:
@@ -317,6 +324,7 @@ class Worker:
                     progressed = True
             self.leased_elsewhere = skipped
             if not progressed:
+                report.waiting_elsewhere = {c: self._waiting.get(c, 0) for c in skipped}
                 return report
 
     async def _dry_run(self, max_jobs: int | None) -> RunReport:
@@ -337,12 +345,15 @@ class Worker:
         engine = self.engine_for(company)
         async with hold_company(self.store, company, self.holder, self.options.lease_ttl) as lease:
             if lease is None:
+                waiting = [job for job in await engine.pending_jobs() if job.company_id == company]
+                self._waiting[company] = len(waiting)
                 log.info(
                     "another worker is serving this company; skipped it this round",
                     extra={
                         "event": "company.leased_elsewhere",
                         "company_id": company,
                         "worker": self.holder,
+                        "jobs_waiting": len(waiting),
                     },
                 )
                 return None

@@ -82,6 +82,13 @@ class RunReport:
     skipped_jobs: list[str] = field(default_factory=list)
     """Ids of jobs seen but left alone: already finished, or claimed by another worker (the
     log line ``job.claimed_elsewhere`` or ``job.skip`` says which)."""
+    waiting_elsewhere: dict[str, int] = field(default_factory=dict)
+    """Companies skipped because another worker holds their lease, with how many of their
+    jobs are pending or in progress in Pleo (waiting behind that worker)."""
+
+    @property
+    def jobs_waiting_elsewhere(self) -> int:
+        return sum(self.waiting_elsewhere.values())
 
     @property
     def items_failed(self) -> int:
@@ -91,11 +98,13 @@ class RunReport:
         return {
             "jobs": [j.to_json() for j in self.jobs],
             "skipped_jobs": list(self.skipped_jobs),
+            "waiting_elsewhere": dict(self.waiting_elsewhere),
             "totals": {
                 "jobs": len(self.jobs),
                 "posted": sum(j.posted for j in self.jobs),
                 "recovered": sum(j.recovered for j in self.jobs),
                 "failed": self.items_failed,
                 "would_post": sum(j.would_post for j in self.jobs),
+                "waiting_elsewhere": self.jobs_waiting_elsewhere,
             },
         }

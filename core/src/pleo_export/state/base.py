@@ -245,8 +245,11 @@ class StateStore(abc.ABC):
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
         """Take the lease ``name`` for ``holder`` for ``ttl_seconds``, or return ``None``.
 
-        Succeeds when nobody holds it, when its holder let it expire (a dead worker), or when
-        ``holder`` already holds it (then it is extended). Atomic across processes.
+        Succeeds when nobody holds it, when its holder let it expire, when the process that
+        holds it is provably dead (on this host), or when ``holder`` already holds it and no
+        other live process on this host does (then it is extended). The store records the
+        calling process with the lease; the rule is
+        :func:`pleo_export.state.process.lease_decision`. Atomic across processes.
         """
 
     @abc.abstractmethod

@@ -59,6 +59,7 @@ from pleo_export.state.base import (
     item_record,
     job_record,
 )
+from pleo_export.state.process import lease_decision, this_process
 
 if TYPE_CHECKING:
     import psycopg
@@ -260,7 +261,13 @@ _SCHEMA_V1: tuple[str, ...] = (
 )
 """Version 1 of the PostgreSQL schema holds everything SQLite's versions 1 and 2 hold."""
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
+_SCHEMA_V2: tuple[str, ...] = (
+    # The process that took each lease (pleo_export.state.process), so that a lease held by a
+    # dead process on the same host is taken over at once. NULL in rows written before.
+    "ALTER TABLE leases ADD COLUMN process text",
+)
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
 """``_MIGRATIONS[n]`` takes a schema from version n to n + 1. Append, never edit."""
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -373,14 +380,24 @@ _UPSERT_ITEMS = """
            AND items.phase IS DISTINCT FROM 'skipped')
 """
 
-_ACQUIRE_LEASE = """
-    INSERT INTO leases AS l (name, holder, expires_at, fencing_token)
-    VALUES (%(name)s, %(holder)s, clock_timestamp() + %(ttl)s * interval '1 second', 1)
-    ON CONFLICT (name) DO UPDATE SET
-        holder = excluded.holder,
-        expires_at = excluded.expires_at,
-        fencing_token = l.fencing_token + CASE WHEN l.holder = excluded.holder THEN 0 ELSE 1 END
-    WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()
+_SELECT_LEASE = """
+    SELECT holder, process, expires_at <= clock_timestamp() AS expired
+    FROM leases WHERE name = %(name)s FOR UPDATE
+"""
+_INSERT_LEASE = """
+    INSERT INTO leases (name, holder, expires_at, fencing_token, process)
+    VALUES (%(name)s, %(holder)s, clock_timestamp() + %(ttl)s * interval '1 second', 1,
+            %(process)s)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING expires_at, fencing_token
+"""
+_TAKE_LEASE = """
+    UPDATE leases SET
+        holder = %(holder)s,
+        process = %(process)s,
+        expires_at = clock_timestamp() + %(ttl)s * interval '1 second',
+        fencing_token = fencing_token + %(bump)s
+    WHERE name = %(name)s
     RETURNING expires_at, fencing_token
 """
 _RENEW_LEASE = """
@@ -815,13 +832,32 @@ class PostgresStateStore(StateStore):
     # ------------------------------------------------------------------ leases
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
-        """Take ``name`` for ``holder`` (see the base class); expiry is on the database clock."""
+        """Take ``name`` for ``holder`` (see the base class); expiry is on the database clock.
+        The row is locked while :func:`~pleo_export.state.process.lease_decision` decides."""
+        process = this_process()
+        params: dict[str, object] = {
+            "name": name,
+            "holder": holder,
+            "ttl": float(ttl_seconds),
+            "process": process,
+        }
         async with self._session("take a lease", write=True) as conn:
-            row = await (
-                await conn.execute(
-                    _ACQUIRE_LEASE, {"name": name, "holder": holder, "ttl": float(ttl_seconds)}
+            current = await (await conn.execute(_SELECT_LEASE, params)).fetchone()
+            if current is None:
+                # A worker inserting the same name at once wins; this one gets nothing.
+                row = await (await conn.execute(_INSERT_LEASE, params)).fetchone()
+            else:
+                decision = lease_decision(
+                    holder=holder,
+                    process=process,
+                    row_holder=current["holder"],
+                    row_process=current["process"],
+                    expired=bool(current["expired"]),
                 )
-            ).fetchone()
+                if not decision.take:
+                    return None
+                params["bump"] = 1 if decision.new_holder else 0
+                row = await (await conn.execute(_TAKE_LEASE, params)).fetchone()
         if row is None:
             return None
         return Lease(name, holder, _utc(row["expires_at"]), int(row["fencing_token"]))

@@ -47,6 +47,7 @@ from pleo_export.state.base import (
     item_record,
     job_record,
 )
+from pleo_export.state.process import lease_decision, this_process
 
 __all__ = ["SCHEMA_VERSION", "Durability", "SQLiteStateStore"]
 
@@ -144,7 +145,17 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_v1, _migrate_to_v2)
+def _migrate_to_v3(conn: sqlite3.Connection) -> None:
+    # The process that took each lease (pleo_export.state.process), so that a lease held by a
+    # dead process on this host is taken over at once. NULL in rows written before.
+    conn.execute("ALTER TABLE leases ADD COLUMN process TEXT")
+
+
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_v1,
+    _migrate_to_v2,
+    _migrate_to_v3,
+)
 """``_MIGRATIONS[n]`` takes a database from ``user_version`` n to n + 1. Append, never edit."""
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -662,27 +673,36 @@ class SQLiteStateStore(StateStore):
 
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
         now = time.time()
+        process = this_process()
         async with self._lock:
             with self._write("take a lease") as conn:
                 row = conn.execute(
-                    "SELECT holder, expires_at, fencing_token FROM leases WHERE name = ?", (name,)
+                    "SELECT holder, process, expires_at, fencing_token FROM leases WHERE name = ?",
+                    (name,),
                 ).fetchone()
                 if row is None:
                     token = 1
                     conn.execute(
-                        "INSERT INTO leases (name, holder, expires_at, fencing_token) "
-                        "VALUES (?, ?, ?, ?)",
-                        (name, holder, now + ttl_seconds, token),
-                    )
-                elif row["holder"] == holder or row["expires_at"] <= now:
-                    token = row["fencing_token"] + (0 if row["holder"] == holder else 1)
-                    conn.execute(
-                        "UPDATE leases SET holder = ?, expires_at = ?, fencing_token = ? "
-                        "WHERE name = ?",
-                        (holder, now + ttl_seconds, token, name),
+                        "INSERT INTO leases (name, holder, expires_at, fencing_token, process) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (name, holder, now + ttl_seconds, token, process),
                     )
                 else:
-                    return None
+                    decision = lease_decision(
+                        holder=holder,
+                        process=process,
+                        row_holder=row["holder"],
+                        row_process=row["process"],
+                        expired=row["expires_at"] <= now,
+                    )
+                    if not decision.take:
+                        return None
+                    token = row["fencing_token"] + (1 if decision.new_holder else 0)
+                    conn.execute(
+                        "UPDATE leases SET holder = ?, expires_at = ?, fencing_token = ?, "
+                        "process = ? WHERE name = ?",
+                        (holder, now + ttl_seconds, token, process, name),
+                    )
         return Lease(name, holder, _from_unix(now + ttl_seconds), token)
 
     async def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
