@@ -199,7 +199,8 @@ class FreshEnvs:
 
     def get(self, install: InstallSet) -> FreshEnv:
         if install.label not in self.built:
-            root = self.base / canonical(install.label.replace("[", "-").rstrip("]"))
+            # "+" keeps "pleo-export[sandbox]" apart from the distribution pleo-export-sandbox.
+            root = self.base / canonical(install.label.replace("[", "+").rstrip("]"))
             known = _by_name()
             everything = _closure(install.wanted)
             specs = []
@@ -361,8 +362,8 @@ def test_sandbox_serve_answers_on_loopback(fresh_envs: FreshEnvs, tmp_path: Path
 
 @pytest.mark.anyio
 async def test_run_watch_receives_webhooks(fresh_envs: FreshEnvs, tmp_path: Path) -> None:
-    from pleo_export.sandbox import Sandbox
-    from pleo_export.sandbox.server import running_server
+    from pleo_export_sandbox import Sandbox
+    from pleo_export_sandbox.server import running_server
 
     env = fresh_envs.get(_set("pleo-export[webhooks]"))
     (tmp_path / "outbox").mkdir()
