@@ -215,9 +215,10 @@ async def test_exhausted_transport_retries_raise_pleo_unavailable(
 
 async def test_unsupported_scheme_is_not_retried(make_client: Callable[..., PleoClient]) -> None:
     async with make_client() as client:
-        with pytest.raises(errors.PleoUnavailable):
+        with pytest.raises(errors.PleoApiError, match="not an absolute https URL"):
             await client.download("ftp://files.example.net/receipt.pdf")
     assert client.stats.retries == 0
+    assert client.stats.requests == 0
 
 
 async def test_retries_are_logged_at_info_with_reason_and_wait(

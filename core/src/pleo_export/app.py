@@ -34,7 +34,7 @@ from pleo_export.engine.runner import EngineOptions, ExportEngine, Progress
 from pleo_export.host import PluginHost
 from pleo_export.pleo import errors as pleo_errors
 from pleo_export.pleo.auth import ApiKeyAuth, BearerTokenAuth
-from pleo_export.pleo.client import PleoClient
+from pleo_export.pleo.client import DownloadRefused, PleoClient
 from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
@@ -222,6 +222,8 @@ async def open_session(
         requests_per_minute=settings.pleo.requests_per_minute,
         page_size=settings.pleo.page_size,
         timeout=settings.pleo.timeout,
+        download_timeout=settings.pleo.download_timeout,
+        download_hosts=settings.pleo.receipt_hosts,
         transport=transport,
     )
     limit = connector_cls.manifest.limits.max_attachment_bytes
@@ -229,6 +231,12 @@ async def open_session(
     async def fetch_attachment(file: ExportItemFile) -> bytes:
         try:
             return await client.download(file.url, max_bytes=limit)
+        except DownloadRefused as error:
+            raise ItemRejected(
+                ItemReason.RECEIPT_DOWNLOAD_FAILURE,
+                f"the receipt ({file.type}) was not downloaded: {error}. Export the expense "
+                "again; if its receipt link stays like this, contact Pleo support",
+            ) from error
         except pleo_errors.PleoApiError as error:
             raise ItemRejected(
                 ItemReason.RECEIPT_DOWNLOAD_FAILURE,

@@ -67,6 +67,15 @@ class PleoSettings(_Section):
     """Request budget; Pleo allows 600 per minute and asks integrations to stay near 500."""
     page_size: int = Field(1000, ge=1, le=10_000)
     timeout: float = Field(30.0, gt=0)
+    """Seconds to wait for a connection and for each read from Pleo."""
+    download_timeout: float = Field(120.0, gt=0)
+    """Total seconds one receipt download may take, retries included (``timeout`` is per
+    read, so a server trickling bytes would otherwise hold a download forever)."""
+    receipt_hosts: list[str] = Field(default_factory=list)
+    """Hosts (``host`` or ``host:port``) receipts may also be downloaded from over plain
+    ``http`` or at a private, loopback or link-local address, e.g. a sandbox on loopback.
+    Absolute ``https`` URLs on public hosts need no entry; the host of ``base_url`` is
+    always allowed."""
 
     @field_validator("base_url")
     @classmethod

@@ -12,14 +12,19 @@
 * **Typed results.** 2xx bodies are validated into :mod:`pleo_export.pleo.models`; a body that
   does not fit raises :class:`~pleo_export.pleo.errors.ResponseSchemaError` naming the field.
   Error bodies (``ExceptionInfo``) go through :func:`~pleo_export.pleo.errors.error_for`.
-* **Hygiene.** Credentials are applied only to requests for the base URL's origin, redirects
-  to another host are refused, and logs carry no headers, credentials, bodies or query
-  strings (attachment URLs are pre-signed).
+* **Hygiene.** Credentials are applied only to API requests (never to attachment downloads,
+  whose URLs are pre-signed), redirects to another host are refused, and logs carry no
+  headers, credentials, bodies or query strings.
+* **Attachment URLs.** Only absolute ``https`` URLs on public hosts are downloaded; plain
+  ``http`` and private, loopback or link-local addresses only for hosts allowed explicitly
+  (``download_hosts``, plus the base URL's own host). Each download has a total deadline on
+  top of the per-read timeout, so a server trickling bytes cannot hold it forever.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
 import math
 from collections import Counter
@@ -31,6 +36,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
+import anyio
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -67,6 +73,8 @@ __all__ = [
     "STAGING_URL",
     "AttachmentTooLarge",
     "ClientStats",
+    "DownloadRefused",
+    "DownloadTimedOut",
     "PleoClient",
     "RedirectRefused",
 ]
@@ -106,6 +114,15 @@ class AttachmentTooLarge(PleoApiError):
         self.declared = declared
         size = f"declares {declared} bytes" if declared is not None else "is larger"
         super().__init__(f"download {url} {size}; the limit is {max_bytes} bytes")
+
+
+class DownloadRefused(PleoApiError):
+    """An attachment URL that is not fetched: not an absolute ``https`` URL, or a plain-``http``
+    or private-address host that is not allowed. Nothing was sent."""
+
+
+class DownloadTimedOut(PleoApiError):
+    """A download (all its attempts together) did not finish within its total deadline."""
 
 
 class RedirectRefused(PleoHttpError):
@@ -154,6 +171,8 @@ class PleoClient:
         window_seconds: float = 60.0,
         page_size: int = 1000,
         timeout: float = 30.0,
+        download_timeout: float | None = 300.0,
+        download_hosts: Iterable[str] = (),
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
@@ -166,6 +185,13 @@ class PleoClient:
             raise ValueError(f"base_url must be an absolute URL, got {base_url!r}")
         self._auth = auth
         self._page_size = page_size
+        if download_timeout is not None and not download_timeout > 0:
+            raise ValueError("download_timeout must be positive (or None for no deadline)")
+        self._download_timeout = download_timeout
+        base_host = _host_key(self._base_url.host, _origin(self._base_url)[2])
+        self._download_hosts = frozenset(
+            {base_host, *(_normalise_host_entry(entry) for entry in download_hosts)}
+        )
         self._retry = retry if retry is not None else RetryPolicy()
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._log = logger if logger is not None else logging.getLogger(__name__)
@@ -345,25 +371,61 @@ class PleoClient:
     async def download(self, url: str, *, max_bytes: int | None = None) -> bytes:
         """Download an attachment (an export item's ``files[].url``) with the usual retries.
 
-        The URL may be relative to the base URL. Pleo credentials are sent only when the URL
-        has the base URL's origin (scheme, host and port); pre-signed file URLs on other hosts
-        get no ``Authorization`` header. The body is streamed and the transfer stops with
-        :class:`AttachmentTooLarge` once it passes ``max_bytes``.
+        The URL must be absolute ``https`` on a public host; plain ``http`` and private,
+        loopback or link-local addresses are fetched only from an allowed host
+        (``download_hosts`` or the base URL's host). Anything else, relative and ``file:``
+        URLs included, raises :class:`DownloadRefused` without sending a request. Pleo
+        credentials are never sent (file URLs are pre-signed). The body is streamed and the
+        transfer stops with :class:`AttachmentTooLarge` once it passes ``max_bytes``, and with
+        :class:`DownloadTimedOut` once the whole download (every attempt) has taken
+        ``download_timeout`` seconds.
         """
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
+        target = self._check_download_url(url)
+        request = self._http.build_request(
+            "GET",
+            target,
+            headers={"Accept": "*/*"},
+            extensions={_ENDPOINT_EXTENSION: DOWNLOAD_ENDPOINT},
+        )
+        deadline = self._download_timeout if self._download_timeout is not None else math.inf
+        with anyio.move_on_after(deadline) as scope:
+            _, body = await self._send(request, DOWNLOAD_ENDPOINT, auth=None, max_bytes=max_bytes)
+            return body
+        assert scope.cancelled_caught
+        raise DownloadTimedOut(
+            f"download {_loggable(target)} did not finish within {deadline:g} s "
+            "(pleo.download_timeout)"
+        )
+
+    def _check_download_url(self, url: str) -> httpx.URL:
+        """``url`` parsed, if it may be downloaded; else :class:`DownloadRefused`."""
+        shown = _clip(url.split("?", 1)[0])
         try:
-            request = self._http.build_request(
-                "GET",
-                url,
-                headers={"Accept": "*/*"},
-                extensions={_ENDPOINT_EXTENSION: DOWNLOAD_ENDPOINT},
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise DownloadRefused(f"receipt URL {shown!r} is not a valid URL") from None
+        if not target.is_absolute_url or target.scheme not in ("https", "http") or not target.host:
+            raise DownloadRefused(
+                f"receipt URL {shown!r} is not an absolute https URL; it was not fetched"
             )
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a valid download URL: {exc}") from exc
-        auth = self._auth if self._is_api_origin(request.url) else None
-        _, body = await self._send(request, DOWNLOAD_ENDPOINT, auth=auth, max_bytes=max_bytes)
-        return body
+        port = _origin(target)[2]
+        if len(target.host) > 253 or (port is not None and not 0 < port < 65536):
+            raise DownloadRefused(f"receipt URL {shown!r} has an invalid host or port")
+        host = _host_key(target.host, port)
+        allowed = host in self._download_hosts or target.host in self._download_hosts
+        if target.scheme == "http" and not allowed:
+            raise DownloadRefused(
+                f"receipt URL {_clip(_loggable(target))!r} is plain http to a host that is not "
+                "allowed (pleo.receipt_hosts); it was not fetched"
+            )
+        if _is_internal_host(target.host) and not allowed:
+            raise DownloadRefused(
+                f"receipt URL {_clip(_loggable(target))!r} points at a private, loopback or "
+                "link-local address that is not allowed (pleo.receipt_hosts); it was not fetched"
+            )
+        return target
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -606,6 +668,36 @@ def _segment(value: str) -> str:
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default_ports = {"http": 80, "https": 443}
     return url.scheme, url.host, url.port or default_ports.get(url.scheme)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters (URLs from a payload can be arbitrarily long)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _host_key(host: str, port: int | None) -> str:
+    return f"{host.lower()}:{port}" if port is not None else host.lower()
+
+
+def _normalise_host_entry(entry: str) -> str:
+    """``host`` or ``host:port`` (``[v6]:port`` too) as compared with a URL's host."""
+    entry = entry.strip().lower()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        return f"{host}{rest}"
+    return entry
+
+
+def _is_internal_host(host: str) -> bool:
+    """Loopback, private, link-local or otherwise non-public address (or ``*.localhost``)."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 def _loggable(url: httpx.URL) -> str:
