@@ -16,8 +16,10 @@ import pytest
 
 from connectors.sftp.tests.helpers import Harness, SshServer, job, unavailable
 from pleo_export.bookkeeping import plan_item
+from pleo_export.connector import ItemRejected
 from pleo_export.ledger import ExternalRecord
 from pleo_export.pleo.models import ExportItem
+from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export_sftp import SftpSettings, hledger_rules_path
 
 pytestmark = pytest.mark.anyio
@@ -151,3 +153,59 @@ async def test_supplier_invoice_is_dated_by_its_invoice_date(
     await publish(settings_for(sshd, remote), tmp_path, invoice)
     rows = hledger_csv(hledger, remote, "register", "6900")
     assert [row[1] for row in rows] == ["2025-02-20"]
+
+
+EXCHANGE = {"exchange_gain_account": "8100", "exchange_loss_account": "7100"}
+
+
+@pytest.mark.parametrize(
+    ("payment_gbp", "fx_account", "fx"), [(87000, "7100", "GBP20.00"), (84000, "8100", "GBP-10.00")]
+)
+async def test_foreign_invoice_paid_at_another_rate_clears_the_vendor(
+    sshd: SshServer,
+    remote: Path,
+    tmp_path: Path,
+    hledger: str,
+    payment_gbp: int,
+    fx_account: str,
+    fx: str,
+) -> None:
+    # 1,000.00 EUR booked at 850.00 GBP in one job, paid at 870.00 (840.00) GBP in the next.
+    settings = settings_for(sshd, remote, **EXCHANGE)
+    await publish(settings, tmp_path, ap_item("invoice", 85000, 100000))
+    await publish(
+        settings, tmp_path, ap_item("invoice_payment", payment_gbp, 100000, date="2025-04-02")
+    )
+    balances = dict(hledger_csv(hledger, remote, "balance", "--flat", "--no-total", "--empty"))
+    assert balances["2100:V-DE1"] == "0"
+    assert balances[fx_account] == fx
+    assert balances["6900"] == "GBP850.00"
+
+
+async def test_invoice_and_payment_in_one_batch_with_the_journal_method(
+    sshd: SshServer, remote: Path, tmp_path: Path, hledger: str
+) -> None:
+    settings = settings_for(sshd, remote, **EXCHANGE)
+    await publish(
+        settings,
+        tmp_path,
+        ap_item("invoice", 85000, 100000, method="journal"),
+        ap_item("invoice_payment", 86000, 100000, method="journal"),
+    )
+    balances = dict(hledger_csv(hledger, remote, "balance", "--flat", "--no-total", "--empty"))
+    assert balances["2100:V-DE1"] == "0"
+    assert balances["7100"] == "GBP10.00"
+
+
+async def test_exchange_difference_without_an_account_fails_naming_the_setting(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    settings = settings_for(sshd, remote)
+    await publish(settings, tmp_path, ap_item("invoice", 85000, 100000))
+    the_job = job(vendor_based=True, job_id=str(uuid.uuid4()))
+    async with Harness(settings, tmp_path).opened(the_job) as connector:
+        with pytest.raises(ItemRejected) as caught:
+            await connector.prepare(plan_item(ap_item("invoice_payment", 87000, 100000), the_job))
+    assert caught.value.reason_type is Reason.MISSING_CONFIGURATION
+    assert "exchange_loss_account is not set" in caught.value.message
+    assert "20.00 GBP" in caught.value.message

@@ -39,11 +39,13 @@ from pleo_export.ledger import (
     ResolvedPosting,
     Role,
 )
+from pleo_export.money import format_minor
 from pleo_export.pleo.models import ExportItemFile, ExportJob
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
-from pleo_export_sftp.manifest import EntryLocation
+from pleo_export_sftp.manifest import EntryLocation, PayableLine
 from pleo_export_sftp.publish import BatchEntry, PlannedAttachment, Publisher, PublishResult
 from pleo_export_sftp.settings import SftpSettings
 from pleo_export_sftp.storage import (
@@ -108,6 +110,7 @@ class _Payload:
     job_id: str
     rows: list[list[str]]
     attachments: tuple[_Attachment, ...]
+    payables: list[PayableLine]
 
 
 def as_connector_error(error: DeliveryError, *, uncertain: bool = False) -> ConnectorError:
@@ -166,6 +169,8 @@ class SftpConnector(Connector[SftpSettings]):
             else SftpStorage(settings)
         )
         self.publisher = Publisher(self.storage, settings, context.logger)
+        self._prepared_payables: dict[str, list[PayableLine]] = {}
+        """Payable rows of the items prepared in this run, published or not yet."""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -279,8 +284,61 @@ class SftpConnector(Connector[SftpSettings]):
 
     # --- prepare --------------------------------------------------------------------------
 
+    async def _settle(self, plan: PostingPlan) -> PostingPlan:
+        """An invoice payment at the rate its invoice was booked at (pleo_export.settlement).
+
+        The invoice is what the manifest (and the items prepared before in this run) hold on
+        the vendor's payable account under the invoice number; when there is nothing, the
+        payment is booked as it comes.
+        """
+        request = settlement_request(plan)
+        if request is None:
+            return plan
+        entry = plan.entries[request.entry_index]
+        payable = entry.postings[request.posting_index]
+        account = self._account(payable)
+        try:
+            published = await self.publisher.payables()
+        except DeliveryError as error:
+            raise as_connector_error(error) from error
+        lines = [line for lines in published.values() for line in lines]
+        lines += [
+            line
+            for reference, prepared in self._prepared_payables.items()
+            if reference not in published
+            for line in prepared
+        ]
+        amounts: dict[str, int] = {}
+        supplier: dict[str, int] = {}
+        for line in lines:
+            if line.account == account and line.invoice_number == request.invoice_number:
+                amounts[line.currency] = amounts.get(line.currency, 0) + line.amount
+                supplier[line.supplier_currency] = (
+                    supplier.get(line.supplier_currency, 0) + line.supplier_amount
+                )
+        amounts = {c: v for c, v in amounts.items() if v}
+        supplier = {c: v for c, v in supplier.items() if v}
+        if set(amounts) - {payable.currency} or set(supplier) - {request.supplier_currency}:
+            return plan  # the invoice is held in other currencies: nothing to compare
+        if not amounts:
+            self.context.logger.info(
+                "item %s pays invoice %s, which nothing delivered holds on %s: booked at the "
+                "payment's own rate",
+                plan.reference,
+                request.invoice_number,
+                account,
+            )
+            return plan
+        booked = BookedInvoice(
+            amount=-amounts[payable.currency],
+            supplier_amount=-supplier.get(request.supplier_currency, 0),
+            supplier_currency=request.supplier_currency,
+        )
+        return settle_payment(plan, booked)
+
     async def prepare(self, plan: PostingPlan) -> PreparedEntry:
         """Resolve the accounts and render the item's rows; writes nothing."""
+        plan = await self._settle(plan)
         entries: list[ResolvedEntry] = []
         names: dict[tuple[int, int], str | None] = {}
         codes: dict[tuple[int, int], str | None] = {}
@@ -314,11 +372,14 @@ class SftpConnector(Connector[SftpSettings]):
                     f'{self.settings.encoding} cannot represent: set encoding = "utf-8" or '
                     'unencodable = "replace" in [connector.settings], or change the text in Pleo',
                 )
+        payables = _payables(plan, entries)
+        self._prepared_payables[plan.reference] = payables
         payload = _Payload(
             reference=plan.reference,
             job_id=plan.job.id,
             rows=rows,
             attachments=tuple(attachments),
+            payables=payables,
         )
         return PreparedEntry(
             plan=plan,
@@ -403,6 +464,20 @@ class SftpConnector(Connector[SftpSettings]):
             )
         if ref.code and ref.role in (Role.WALLET, Role.TAX_INPUT, Role.TAX_OUTPUT):
             return s.account_map.get(ref.code, ref.code)
+        if ref.role in (Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS):
+            gain = ref.role is Role.EXCHANGE_GAIN
+            setting = "exchange_gain_account" if gain else "exchange_loss_account"
+            chosen = s.exchange_gain_account if gain else s.exchange_loss_account
+            if chosen is None:
+                raise ItemRejected(
+                    Reason.MISSING_CONFIGURATION,
+                    f"a realised exchange {'gain' if gain else 'loss'} of "
+                    f"{format_minor(abs(posting.amount), posting.currency)} {posting.currency} "
+                    "(a foreign-currency invoice paid at another rate than it was booked at) "
+                    f"needs an account, and {setting} is not set: set it in "
+                    "[connector.settings] and export again",
+                )
+            return chosen
         defaults = {
             Role.WALLET: s.wallet_account,
             Role.OUT_OF_POCKET: s.out_of_pocket_account,
@@ -439,6 +514,7 @@ class SftpConnector(Connector[SftpSettings]):
                 attachments=[
                     PlannedAttachment(a.index, a.name, self._fetcher(a)) for a in p.attachments
                 ],
+                payables=p.payables,
             )
             for p in payloads
         ]
@@ -447,6 +523,7 @@ class SftpConnector(Connector[SftpSettings]):
         for payload in payloads:
             rejected = result.rejected.get(payload.reference)
             if rejected is not None:
+                self._prepared_payables.pop(payload.reference, None)  # never delivered
                 answers.append(rejected)
             else:
                 answers.append(self._record(result.locations[payload.reference]))
@@ -505,3 +582,24 @@ class SftpConnector(Connector[SftpSettings]):
         except DeliveryError as error:
             raise as_connector_error(error) from error
         return self._record(location) if location is not None else None
+
+
+def _payables(plan: PostingPlan, entries: Sequence[ResolvedEntry]) -> list[PayableLine]:
+    """The rows on payable accounts that name the item's invoice number (for later payments)."""
+    info = plan.item.additional_information.invoice_information
+    number = info.invoice_number.strip() if info is not None and info.invoice_number else ""
+    if not number:
+        return []
+    return [
+        PayableLine(
+            account=p.account,
+            invoice_number=number,
+            amount=p.amount,
+            currency=p.currency,
+            supplier_amount=p.amount if p.supplier_amount is None else p.supplier_amount,
+            supplier_currency=p.supplier_currency or p.currency,
+        )
+        for entry in entries
+        for p in entry.postings
+        if p.role is Role.ACCOUNTS_PAYABLE
+    ]

@@ -25,6 +25,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class PayableLine(_Model):
+    """A row of an entry on a vendor's payable account that names an invoice number.
+
+    Kept so that a later payment of the invoice finds what the invoice was booked at (see
+    ``pleo_export.settlement``). Amounts in minor units, debit positive.
+    """
+
+    account: str
+    invoice_number: str
+    amount: int
+    currency: str
+    supplier_amount: int
+    supplier_currency: str
+
+
 class EntryLocation(_Model):
     """Where one Pleo entry is: its file and its first and last row (header = row 1)."""
 
@@ -32,6 +47,8 @@ class EntryLocation(_Model):
     first_row: int
     last_row: int
     exported_at: datetime
+    payables: list[PayableLine] = Field(default_factory=list)
+    """The entry's rows on payable accounts that name an invoice number."""
 
     @property
     def external_id(self) -> str:

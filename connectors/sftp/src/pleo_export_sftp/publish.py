@@ -37,6 +37,7 @@ from pleo_export_sftp.manifest import (
     FileRecord,
     Manifest,
     ManifestError,
+    PayableLine,
     PendingPublication,
     parse_manifest,
 )
@@ -96,6 +97,7 @@ class BatchEntry:
     reference: str
     rows: list[list[str]]
     attachments: list[PlannedAttachment] = field(default_factory=list)
+    payables: list[PayableLine] = field(default_factory=list)
 
 
 @dataclass
@@ -200,6 +202,15 @@ class Publisher:
                 return location
         return None
 
+    async def payables(self) -> dict[str, list[PayableLine]]:
+        """The payable rows of every published entry, by reference. Writes nothing."""
+        await self._refresh()
+        return {
+            reference: location.payables
+            for reference, location in self._manifest.entries.items()
+            if location.payables
+        }
+
     # --- repair --------------------------------------------------------------------------
 
     async def repair(self) -> None:
@@ -279,7 +290,11 @@ class Publisher:
             start = first_row + len(rows)
             rows.extend(entry.rows)
             new[entry.reference] = EntryLocation(
-                file=name, first_row=start, last_row=first_row + len(rows) - 1, exported_at=now
+                file=name,
+                first_row=start,
+                last_row=first_row + len(rows) - 1,
+                exported_at=now,
+                payables=entry.payables,
             )
         data = encode(render_csv(rows, self.settings, header=True), self.settings)
         temporary = temp_name(name)

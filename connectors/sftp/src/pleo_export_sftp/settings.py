@@ -154,6 +154,11 @@ class SftpSettings(ConnectorSettings):
     vat_output_account: str = "2620"
     """Reverse-charge VAT due, when the tax line names no outgoing tax account."""
     rounding_account: str = "7990"
+    exchange_gain_account: str | None = None
+    """Realised exchange gains: a foreign-currency invoice paid for less than it was booked
+    at. A payment that needs it while it is unset fails with ``missing_configuration``."""
+    exchange_loss_account: str | None = None
+    """Realised exchange losses (paid for more); may be the same account as the gains."""
 
     # --- validation ------------------------------------------------------------------------
 
@@ -293,6 +298,11 @@ class SftpSettings(ConnectorSettings):
     @classmethod
     def _role_account(cls, value: str) -> str:
         return _check_account(value, "the account")
+
+    @field_validator("exchange_gain_account", "exchange_loss_account")
+    @classmethod
+    def _optional_role_account(cls, value: str | None) -> str | None:
+        return None if value is None else _check_account(value, "the account")
 
     @field_validator("account_map", "vendor_accounts", "tax_code_map")
     @classmethod
