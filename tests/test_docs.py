@@ -4,7 +4,7 @@
   exact signature, and every hook heading there names a real hookspec;
 - every setting of :class:`pleo_export.config.Settings` appears in ``docs/configuration.md``
   as ``section.key``;
-- the type tables in ``docs/bookkeeping.md`` match the dictionaries in
+- the type, sub-type and sign tables in ``docs/bookkeeping.md`` match the dictionaries in
   :mod:`pleo_export.bookkeeping`;
 - ``docs/reference/hooks.md`` documents every hookspec with its exact typed signature and kind;
 - ``docs/reference/connector.md`` documents every public method of
@@ -108,6 +108,9 @@ def test_every_setting_documented() -> None:
     assert not missing, f"docs/configuration.md does not document: {missing}"
 
 
+HEADERS = frozenset({"type", "sub-type"})
+
+
 def _table(marker: str) -> set[tuple[str, ...]]:
     text = (DOCS / "bookkeeping.md").read_text(encoding="utf-8")
     match = re.search(rf"<!-- {marker} -->(.*?)<!-- /{marker} -->", text, re.DOTALL)
@@ -115,7 +118,7 @@ def _table(marker: str) -> set[tuple[str, ...]]:
     rows: set[tuple[str, ...]] = set()
     for line in match.group(1).splitlines():
         cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
-        if len(cells) > 1 and not set(cells[0]) <= {"-", " ", ":"} and cells[0] != "type":
+        if len(cells) > 1 and not set(cells[0]) <= {"-", " ", ":"} and cells[0] not in HEADERS:
             rows.add(tuple(cells))
     return rows
 
@@ -131,6 +134,21 @@ def test_transfer_type_table_matches_code() -> None:
         for t, (debit, credit) in bookkeeping.TRANSFER_ROLES.items()
     }
     assert _table("transfer-types") == expected
+
+
+def test_amount_sign_table_matches_code() -> None:
+    expected = {(t.value, sign.value) for t, sign in bookkeeping.AMOUNT_SIGN.items()}
+    assert _table("amount-signs") == expected
+
+
+def test_sub_type_table_matches_code() -> None:
+    expected = {
+        (sub.value, ", ".join(sorted(t.value for t in types)), direction.value)
+        for sub, (types, direction) in bookkeeping.SUBTYPE_DIRECTION.items()
+    }
+    found = {row[:3] for row in _table("sub-types")}
+    normalised = {(sub, types.replace("`", ""), direction) for sub, types, direction in found}
+    assert normalised == expected
 
 
 # --- the reference pages: exact typed signatures ----------------------------------------------
@@ -321,6 +339,10 @@ def _type_section(name: str) -> str:
 def test_public_type_documented_with_its_fields_and_signatures(name: str) -> None:
     section = _type_section(name)
     obj = getattr(pleo_export, name)
+    if inspect.isfunction(obj):
+        expected = f"def {_typed_signature(obj)}"
+        assert expected in section, f"docs/{CONNECTOR_REFERENCE}: give {name}'s signature"
+        return
     if not isinstance(obj, type):
         assert f"{name} = {obj!r}" in section, f"docs/{CONNECTOR_REFERENCE}: give {name}'s value"
         return

@@ -27,7 +27,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pleo_export.bookkeeping import ALWAYS_JOURNAL, SPEND_COUNTER_ROLE, TRANSFER_ROLES
+from pleo_export.bookkeeping import (
+    ALWAYS_JOURNAL,
+    AMOUNT_SIGN,
+    SPEND_COUNTER_ROLE,
+    TRANSFER_ROLES,
+    Sign,
+)
 from pleo_export.pleo.models import ExportItemType
 from pleo_export_sandbox import DEMO_CHART
 
@@ -332,7 +338,9 @@ def lines_off(draw: st.DrawFn, d: Draft) -> Expect | None:
     tolerance = len(d.lines)  # engine.rounding_tolerance_per_line (1) per line
     delta = draw(st.one_of(st.integers(1, tolerance), st.integers(tolerance + 1, 10**6)))
     money = line["lineAmount"]["inWalletCurrency"]
-    money["value"] += delta if money["value"] >= 0 else -delta
+    step = delta if money["value"] >= 0 else -delta
+    money["value"] += step
+    line["netAmount"]["inWalletCurrency"]["value"] += step  # an exclusive line still adds up
     # A multi-currency item may miss its total by conversion rounding: booked to rounding.
     within = d.multi_currency and delta <= tolerance
     return SUCCESS if within else Expect("validation_failure")
@@ -344,9 +352,11 @@ def zero_amount(draw: st.DrawFn, d: Draft) -> Expect | None:
 
 
 def negative_amount(draw: st.DrawFn, d: Draft) -> Expect | None:
-    """Every amount of the item negated: a reversal, booked the other way round."""
+    """Every amount of the item negated: a credit of the lines for spend types that may have
+    either sign; for money-back types and transfers a sign that contradicts the type, which
+    fails the item instead of being booked the other way round."""
     _scale_amounts(d.item, -1)
-    return SUCCESS
+    return SUCCESS if AMOUNT_SIGN[d.type] is Sign.EITHER else Expect("validation_failure")
 
 
 def huge_amount(draw: st.DrawFn, d: Draft) -> Expect | None:

@@ -25,12 +25,15 @@ from pleo_export.bookkeeping import plan_item
 from pleo_export.connector import ConnectorContext
 from pleo_export.ledger import PostingPlan
 from pleo_export.pleo.models import ExportItem, ExportItemFile, ExportJob
-from pleo_export_sandbox import generate_items, render_file
+from pleo_export_sandbox import DEMO_CHART, generate_items, render_file
 from pleo_export_sftp import SftpConnector, SftpSettings
 
 SSHD = Path(shutil.which("sshd") or "/usr/sbin/sshd")
 COMPANY_ID = "c0ffee00-0000-4000-8000-000000000001"
 JOB_ID = "0b0b0000-0000-4000-8000-000000000042"
+SANDBOX_VENDOR_ACCOUNTS = {v.code: f"2100:{v.code}" for v in DEMO_CHART.vendors}
+"""A payable account per vendor of the sandbox's chart, as ``scaffold`` sets them up: the
+settings below use it unless a test says otherwise, since an unknown vendor fails the item."""
 
 
 def unavailable(reason: str) -> None:
@@ -92,6 +95,7 @@ class SshServer:
             "remote_dir": str(remote_dir),
             "connect_timeout": 10,
             "operation_timeout": 30,
+            "vendor_accounts": SANDBOX_VENDOR_ACCOUNTS,
         }
         values.update(overrides)
         return SftpSettings(**values)
@@ -200,6 +204,7 @@ class AsyncSftp:
             "remote_dir": "/",
             "connect_timeout": 10,
             "operation_timeout": 30,
+            "vendor_accounts": SANDBOX_VENDOR_ACCOUNTS,
         }
         values.update(overrides)
         return SftpSettings(**values)
@@ -456,6 +461,7 @@ class Harness:
 
 def local_settings(directory: Path, **overrides: Any) -> SftpSettings:
     directory.mkdir(parents=True, exist_ok=True)
+    overrides.setdefault("vendor_accounts", SANDBOX_VENDOR_ACCOUNTS)
     return SftpSettings(local_dir=directory, **overrides)
 
 

@@ -31,6 +31,7 @@ from pleo_export.ledger import (
     Role,
     VendorRef,
 )
+from pleo_export.tax_numbers import normalise_tax_number, tax_number_forms, tax_numbers_match
 
 __version__ = "0.1.0"
 
@@ -59,4 +60,7 @@ __all__ = [
     "TargetTemporarilyUnavailable",
     "VendorRef",
     "__version__",
+    "normalise_tax_number",
+    "tax_number_forms",
+    "tax_numbers_match",
 ]

@@ -9,8 +9,9 @@ Sign convention (Pleo does not document one; see ``docs/bookkeeping.md``): for s
 line amounts are what was spent, so a positive line debits its expense account and the counter
 account (wallet, out-of-pocket, payable) is credited with the total; refunds, chargebacks and
 cashback arrive negative and reverse that. Transfer types (top-ups, unloads, reimbursements,
-invoice payments) move the total from one role to another, in the direction the type and
-sub-type name.
+invoice payments) arrive positive and move the total from one role to another, in the direction
+the type and sub-type name (``SUBTYPE_DIRECTION``). An amount whose sign contradicts its type
+(``AMOUNT_SIGN``) fails the item: the sign is never used to guess a direction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from pleo_export.connector import ItemRejected
@@ -35,6 +37,7 @@ from pleo_export.pleo.models import (
     BookkeepingMethod,
     DualMoney,
     ExportItem,
+    ExportItemLine,
     ExportItemSubType,
     ExportItemType,
     ExportJob,
@@ -70,9 +73,75 @@ TRANSFER_ROLES: dict[ExportItemType, tuple[Role, Role]] = {
     T.INVOICE_PAYMENT: (Role.ACCOUNTS_PAYABLE, Role.WALLET),
 }
 
+
+class Sign(StrEnum):
+    """The sign ``amount`` must have for a type (see ``AMOUNT_SIGN``)."""
+
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    EITHER = "either"
+
+
+# The sign of ``amount`` (both currencies) each type must have; any other sign fails the item
+# with validation_failure. Money-back types are negative, transfers positive (their sub-type
+# names the direction); a negative amount of another spend type is a credit of the lines (a
+# credit note for ``invoice``), so the lines give its direction and nothing contradicts it.
+AMOUNT_SIGN: dict[ExportItemType, Sign] = {
+    T.CARD_PURCHASE: Sign.EITHER,
+    T.CARD_INVOICE: Sign.EITHER,
+    T.ATM_WITHDRAWAL: Sign.EITHER,
+    T.FEE: Sign.EITHER,
+    T.CASHBACK: Sign.NEGATIVE,
+    T.REFUND: Sign.NEGATIVE,
+    T.CHARGEBACK: Sign.NEGATIVE,
+    T.PERSONAL_SPEND: Sign.EITHER,
+    T.INVOICE: Sign.EITHER,
+    T.OUT_OF_POCKET: Sign.EITHER,
+    T.MILEAGE: Sign.EITHER,
+    T.PER_DIEM: Sign.EITHER,
+    T.WALLET_TOPUP: Sign.POSITIVE,
+    T.WALLET_UNLOAD: Sign.POSITIVE,
+    T.DIRECT_REIMBURSEMENT: Sign.POSITIVE,
+    T.EXTERNAL_REIMBURSEMENT: Sign.POSITIVE,
+    T.INVOICE_PAYMENT: Sign.POSITIVE,
+}
+
+
+class Direction(StrEnum):
+    """How a sub-type turns the roles of ``TRANSFER_ROLES``."""
+
+    AS_TYPE = "as type"
+    """The type's debited and credited roles as they are (money goes out as the type names)."""
+    REVERSED = "reversed"
+    """Debited and credited roles swapped: the money comes back."""
+
+
+S = ExportItemSubType
+
+# Every v3 sub-type (``ExportItemSubTypeV3``): the types it belongs to and its direction.
+# A transfer item with a sub-type that is not listed for its type fails the item (its direction
+# would be a guess); a spend item's sub-type does not change how it is booked.
+SUBTYPE_DIRECTION: dict[ExportItemSubType, tuple[frozenset[ExportItemType], Direction]] = {
+    S.REIMBURSEMENT_TO_EMPLOYEE: (
+        frozenset({T.DIRECT_REIMBURSEMENT, T.EXTERNAL_REIMBURSEMENT}),
+        Direction.AS_TYPE,
+    ),
+    S.REIMBURSEMENT_TO_EMPLOYEE_REFUND: (
+        frozenset({T.DIRECT_REIMBURSEMENT, T.EXTERNAL_REIMBURSEMENT}),
+        Direction.REVERSED,
+    ),
+    S.REIMBURSEMENT_TO_COMPANY: (
+        frozenset({T.DIRECT_REIMBURSEMENT, T.EXTERNAL_REIMBURSEMENT}),
+        Direction.REVERSED,
+    ),
+    S.INVOICE_PAYMENT_SENT: (frozenset({T.INVOICE_PAYMENT}), Direction.AS_TYPE),
+    S.INVOICE_PAYMENT_RETURNED: (frozenset({T.INVOICE_PAYMENT}), Direction.REVERSED),
+    S.INTEREST: (frozenset({T.FEE}), Direction.AS_TYPE),
+}
+
 # Sub-types that reverse a transfer's direction (money comes back).
 REVERSING_SUBTYPES = frozenset(
-    {ExportItemSubType.REIMBURSEMENT_TO_COMPANY, ExportItemSubType.INVOICE_PAYMENT_RETURNED}
+    sub for sub, (_, direction) in SUBTYPE_DIRECTION.items() if direction is Direction.REVERSED
 )
 
 # Balance movements that Pleo books as journal entries whatever the configuration.
@@ -114,6 +183,57 @@ def _check_money(money: DualMoney, field: str, wallet_currency: str | None) -> N
             f"{field}.inWalletCurrency.currency is {wallet} but the item total is in "
             f"{wallet_currency}: all lines of one expense must be in the wallet currency",
         )
+
+
+def check_amount_sign(item: ExportItem, item_type: ExportItemType) -> None:
+    """Fail ``item`` when the sign of ``amount`` contradicts its type (``AMOUNT_SIGN``)."""
+    expected = AMOUNT_SIGN[item_type]
+    if expected is Sign.EITHER:
+        return
+    for side, value in (
+        ("inWalletCurrency", item.amount.in_wallet_currency.value),
+        ("inSupplierCurrency", item.amount.in_supplier_currency.value),
+    ):
+        if value == 0 or (value > 0) == (expected is Sign.POSITIVE):
+            continue
+        if expected is Sign.NEGATIVE:
+            why = (
+                f"a {item_type.value} is money coming back and must be negative; a positive "
+                "amount would book it as spend"
+            )
+        else:
+            why = (
+                f"a {item_type.value} must be positive; its direction comes from the type and "
+                "subType, not from the sign"
+            )
+        raise _reject(
+            Reason.VALIDATION_FAILURE,
+            f"amount.{side}.value is {value} for type {item_type.value}: {why}; pleo-export "
+            "does not guess which way to book it, so check the expense in Pleo and export it "
+            "again",
+        )
+
+
+def transfer_direction(item: ExportItem, item_type: ExportItemType) -> Direction:
+    """The direction of a transfer item's sub-type (``SUBTYPE_DIRECTION``); fails the item
+    when the sub-type is unknown or belongs to other types."""
+    if item.sub_type is None:
+        return Direction.AS_TYPE
+    try:
+        sub_type = ExportItemSubType(item.sub_type)
+    except ValueError:
+        sub_type = None
+    if sub_type is not None:
+        types, direction = SUBTYPE_DIRECTION[sub_type]
+        if item_type in types:
+            return direction
+    allowed = sorted(s.value for s, (types, _) in SUBTYPE_DIRECTION.items() if item_type in types)
+    raise _reject(
+        Reason.VALIDATION_FAILURE,
+        f"subType is {item.sub_type!r} on a {item_type.value}, which pleo-export cannot tell "
+        f"the direction of (expected none or one of {', '.join(allowed)}): it does not guess; "
+        "check the expense in Pleo or upgrade pleo-export",
+    )
 
 
 def resolve_method(item: ExportItem, job: ExportJob) -> tuple[BookkeepingMethod, str]:
@@ -187,7 +307,39 @@ def narration(item: ExportItem) -> str:
     return text or item.type.replace("_", " ")
 
 
-def _line_postings(item: ExportItem, wallet_currency: str) -> list[Posting]:
+def _check_exclusive(line: ExportItemLine, field: str, tolerance: int) -> None:
+    """``netAmount + tax.amount`` must be ``lineAmount`` (within ``tolerance``) in both
+    currencies for an ``exclusive`` tax line: Pleo's figures must agree before any is booked."""
+    assert line.tax is not None
+    for side, net, tax, gross in (
+        (
+            "inWalletCurrency",
+            line.net_amount.in_wallet_currency,
+            line.tax.amount.in_wallet_currency,
+            line.line_amount.in_wallet_currency,
+        ),
+        (
+            "inSupplierCurrency",
+            line.net_amount.in_supplier_currency,
+            line.tax.amount.in_supplier_currency,
+            line.line_amount.in_supplier_currency,
+        ),
+    ):
+        if abs(net.value + tax.value - gross.value) <= tolerance:
+            continue
+        currency = gross.currency
+        raise _reject(
+            Reason.VALIDATION_FAILURE,
+            f"{field}.netAmount.{side} ({format_minor(net.value, currency)}) + "
+            f"{field}.tax.amount.{side} ({format_minor(tax.value, currency)}) is "
+            f"{format_minor(net.value + tax.value, currency)} {currency}, but "
+            f"{field}.lineAmount.{side} is {format_minor(gross.value, currency)} {currency}: "
+            "Pleo's figures for this exclusive tax line disagree; correct the amount or the tax "
+            "code of the expense in Pleo",
+        )
+
+
+def _line_postings(item: ExportItem, wallet_currency: str, options: PlanOptions) -> list[Posting]:
     """Debit postings for the lines of a spend item: expense (net of VAT) and VAT."""
     postings: list[Posting] = []
     seen_ids: set[str] = set()
@@ -243,6 +395,8 @@ def _line_postings(item: ExportItem, wallet_currency: str) -> list[Posting]:
             ) from None
         tax_wallet = tax.amount.in_wallet_currency.value
         tax_supplier = tax.amount.in_supplier_currency.value
+        if tax_type is TaxType.EXCLUSIVE:
+            _check_exclusive(line, field, options.rounding_tolerance_per_line)
         if tax_wallet != 0 and gross != 0 and (tax_wallet > 0) != (gross > 0):
             raise _reject(
                 Reason.VALIDATION_FAILURE,
@@ -327,6 +481,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
             "amount.inWalletCurrency.value is 0: there is nothing to book; correct the amount "
             "in Pleo or leave the expense out of the export",
         )
+    check_amount_sign(item, item_type)
     method, method_source = resolve_method(item, job)
     vendor = resolve_vendor(item)
     if method is BookkeepingMethod.ACCOUNTS_PAYABLE and vendor is None:
@@ -348,7 +503,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
 
     if item_type in TRANSFER_ROLES:
         debit_role, credit_role = TRANSFER_ROLES[item_type]
-        if item.sub_type in REVERSING_SUBTYPES:
+        if transfer_direction(item, item_type) is Direction.REVERSED:
             debit_role, credit_role = credit_role, debit_role
         debit = _counter_ref(debit_role, item, vendor)
         credit = _counter_ref(credit_role, item, vendor)
@@ -372,7 +527,7 @@ def plan_item(item: ExportItem, job: ExportJob, options: PlanOptions | None = No
             "accountingEntryLines is empty: a spend item needs at least one line with an "
             "account; re-queue the expense in Pleo",
         )
-    lines = _line_postings(item, wallet_currency)
+    lines = _line_postings(item, wallet_currency, options)
     line_total = sum(
         line.line_amount.in_wallet_currency.value for line in item.accounting_entry_lines
     )

@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pleo_export import tax_number_forms, tax_numbers_match
+
 PLEO_CODE = "pleo-code"
 VENDOR_KEYS: Mapping[str, str] = {
     "code": "vendor-code",
@@ -41,11 +43,13 @@ def meta_text(value: object) -> str | None:
     return text or None
 
 
-def normalise_key(field_name: str, value: str) -> str:
-    """Compare tax numbers without spaces, dots and dashes, case-insensitively."""
+def vendor_keys(field_name: str, value: str) -> tuple[str, ...]:
+    """The index keys of a vendor identifier: a code or external id as written (stripped); a
+    tax number under every form :func:`pleo_export.tax_number_forms` gives, so that it is found
+    with or without its country prefix and whatever its separators."""
     if field_name == "tax_number":
-        return "".join(c for c in value if c not in " .-\t").upper()
-    return value.strip()
+        return tax_number_forms(value)
+    return (value.strip(),)
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,12 @@ class Chart:
                 chart.by_code.setdefault(code, []).append(account)
             for field_name, key in VENDOR_KEYS.items():
                 value = account.meta.get(key)
-                if value is not None:
-                    index = (field_name, normalise_key(field_name, value))
-                    chart.by_vendor.setdefault(index, []).append(account)
+                if value is None:
+                    continue
+                for key in vendor_keys(field_name, value):
+                    found = chart.by_vendor.setdefault((field_name, key), [])
+                    if account not in found:
+                        found.append(account)
         return chart
 
     def get(self, name: str) -> LedgerAccount | None:
@@ -108,8 +115,19 @@ class Chart:
         return list(self.by_code.get(code.strip(), ()))
 
     def for_vendor(self, field_name: str, value: str) -> list[LedgerAccount]:
-        """Accounts whose ``open`` carries the vendor identifier ``field_name`` = ``value``."""
-        return list(self.by_vendor.get((field_name, normalise_key(field_name, value)), ()))
+        """Accounts whose ``open`` carries the vendor identifier ``field_name`` = ``value``
+        (tax numbers compared by :func:`pleo_export.tax_numbers_match`)."""
+        found: list[LedgerAccount] = []
+        for key in vendor_keys(field_name, value):
+            for account in self.by_vendor.get((field_name, key), ()):
+                if account in found:
+                    continue
+                if field_name == "tax_number" and not tax_numbers_match(
+                    value, account.meta[VENDOR_KEYS[field_name]]
+                ):
+                    continue  # the bare number of another country's registration
+                found.append(account)
+        return found
 
 
 INVOICE_NUMBER = "pleo-invoice-number"

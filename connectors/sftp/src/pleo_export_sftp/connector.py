@@ -44,6 +44,7 @@ from pleo_export.pleo.models import ExportItemFile, ExportJob
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
+from pleo_export.tax_numbers import tax_numbers_match
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
 from pleo_export_sftp.manifest import EntryLocation, PayableLine
 from pleo_export_sftp.publish import BatchEntry, PlannedAttachment, Publisher, PublishResult
@@ -454,6 +455,10 @@ class SftpConnector(Connector[SftpSettings]):
                 tried.append(f"{key} {value!r}")
                 if value in s.vendor_accounts:
                     return s.vendor_accounts[value]
+                if key == "tax_number":
+                    for known, account in s.vendor_accounts.items():
+                        if tax_numbers_match(value, known):
+                            return account
             if s.unknown_vendor == "fallback":
                 return s.accounts_payable_account
             raise ItemRejected(

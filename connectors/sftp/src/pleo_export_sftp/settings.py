@@ -137,10 +137,12 @@ class SftpSettings(ConnectorSettings):
     accounts_payable_account: str = "2100"
     """Payable account for vendors not in ``vendor_accounts`` (see ``unknown_vendor``)."""
     vendor_accounts: dict[str, str] = {}
-    """Vendor code, external id or tax number -> payable account."""
-    unknown_vendor: Literal["fallback", "fail"] = "fallback"
-    """A vendor matching nothing in ``vendor_accounts`` is booked to
-    ``accounts_payable_account`` (``fallback``) or fails with ``vendor_unknown``."""
+    """Vendor code, external id or tax number -> payable account. Codes and external ids
+    match exactly; tax numbers as :func:`pleo_export.tax_numbers_match` says (case,
+    separators and the country prefix do not matter)."""
+    unknown_vendor: Literal["fallback", "fail"] = "fail"
+    """A vendor matching nothing in ``vendor_accounts`` fails with ``vendor_unknown``
+    (``fail``, the default) or is booked to ``accounts_payable_account`` (``fallback``)."""
     tax_codes: list[str] | None = None
     """The tax codes the receiving system knows (after ``tax_code_map``). A line with any
     other code fails with ``tax_code_unknown``. Leave it out to accept every code."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pleo_export import normalise_tax_number, tax_number_forms, tax_numbers_match
 from pleo_export.ledger import VendorRef
 from pleo_export_tryton.rpc import TrytonClient
 
@@ -92,9 +93,11 @@ class Party:
     """Which vendor identifier found the party: ``code``, ``external_id`` or ``tax_number``."""
 
 
-def compact_identifier(value: str) -> str:
-    """A tax number without separators, upper case: ``gb 123.456-782`` -> ``GB123456782``."""
-    return re.sub(r"[\s.\-/]", "", value).upper()
+def _like_pattern(number: str) -> str:
+    """An ``ilike`` pattern that finds ``number`` whatever separators it is stored with:
+    ``1234`` -> ``%1%2%3%4%`` (every hit is confirmed with ``tax_numbers_match``)."""
+    escaped = [re.sub(r"([\\%_])", r"\\\1", c) for c in number]
+    return "%" + "%".join(escaped) + "%"
 
 
 _ACCOUNT_FIELDS = [
@@ -283,7 +286,7 @@ class Books:
         """The party for ``vendor``: by code, then external id, then tax number (Pleo's order).
 
         The code is matched against the party's code; the external id and the tax number
-        against the codes of the party's identifiers (tax numbers also without separators).
+        against the codes of the party's identifiers (tax numbers by ``tax_numbers_match``).
         """
         for key, value in vendor.match_keys():
             cache_key = (key, value)
@@ -294,11 +297,36 @@ class Books:
                 return party
         return None
 
+    async def _tax_number_parties(self, value: str) -> list[int]:
+        """Parties with an identifier that is ``value`` by ``tax_numbers_match`` (separators,
+        case and the country prefix do not matter), lowest id first."""
+        forms = tax_number_forms(value)
+        if not forms:
+            return []
+        rows = await self.client.search_read(
+            "party.identifier",
+            [("code", "ilike", _like_pattern(forms[-1]))],
+            ["code", "party"],
+            order=[("party", "ASC"), ("id", "ASC")],
+        )
+        return sorted(
+            {
+                row["party"]
+                for row in rows
+                if row.get("code") and tax_numbers_match(value, row["code"])
+            }
+        )
+
     async def _find_party(self, key: str, value: str) -> Party | None:
         if key == "code":
             domain: list[Any] = [("code", "=", value)]
+        elif key == "tax_number":
+            ids = await self._tax_number_parties(value)
+            if not ids:
+                return None
+            domain = [("id", "in", ids)]
         else:
-            values = sorted({value, compact_identifier(value)})
+            values = sorted({value, normalise_tax_number(value)})
             domain = [("identifiers.code", "in", values)]
         rows = await self.client.search_read(
             "party.party",
