@@ -147,7 +147,8 @@ def load_connector_class(settings: Settings, host: PluginHost) -> type[Connector
     if not name:
         installed = [info.origin.name for info in host.installed_connectors() if info.manifest]
         hint = (
-            f"installed connectors: {', '.join(installed)}"
+            f"installed connectors: {', '.join(installed)}; `pleo-export init {installed[0]}` "
+            "writes a configuration for one"
             if installed
             else "no connector is installed; install one next to pleo-export, e.g. "
             "`pip install pleo-export-beancount`"

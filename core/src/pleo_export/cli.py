@@ -41,6 +41,8 @@ looked up by reference before posting, and a crash resumes where it stopped.
 \b
 Start here:
   pleo-export demo                 export sandbox jobs into a local ledger
+  pleo-export init beancount       write pleo-export.toml and a starter ledger
+  pleo-export check                pre-export validation only
   pleo-export run --dry-run        show what would be posted, post nothing
   pleo-export run                  process pending jobs, then exit
   pleo-export run --watch          keep polling for new jobs
@@ -48,9 +50,11 @@ Start here:
 
 \b
 Configuration comes from ./pleo-export.toml (or --config, or
-$PLEO_EXPORT_CONFIG) and PLEO_EXPORT_* environment variables; see
-docs/configuration.md. Without any configuration the built-in Pleo sandbox
-is used, so nothing here needs an account.
+$PLEO_EXPORT_CONFIG) and PLEO_EXPORT_* environment variables, which win
+over the file; see docs/configuration.md. Only `demo` works without any
+configuration. The other commands need a connector and pleo.base_url:
+`init` writes both, pointing at the built-in Pleo sandbox (generated
+expenses, no account needed) until you set base_url to "production".
 
 \b
 Exit status: 0 all good, 1 some items or jobs failed or would fail (see
@@ -383,6 +387,63 @@ def demo(obj: Context, directory: Path, fresh: bool, as_json: bool) -> None:
     sys.exit(code)
 
 
+# --- init --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("connector")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Folder for pleo-export.toml and the connector's starter files.",
+)
+@click.option(
+    "--base-url",
+    default="sandbox",
+    show_default=True,
+    help='The Pleo API for the configuration: "sandbox", "production", "staging" or a URL.',
+)
+@click.option(
+    "--currency",
+    help="The company's Pleo wallet currency, e.g. DKK (default with the sandbox: its GBP).",
+)
+def init(connector: str, directory: Path, base_url: str, currency: str | None) -> None:
+    """Set up a folder for CONNECTOR: pleo-export.toml and the connector's starter files.
+
+    \b
+    beancount  books/main.beancount opening every role account, with the
+               include of the (empty) output file
+    sftp       outbox/ for the CSV files, keys/ for SSH keys and
+               pleo-export.rules for hledger
+    others     the configuration with every setting listed as a comment
+    The configuration points at the Pleo sandbox unless --base-url says
+    otherwise, so `pleo-export check` works at once. Nothing that exists is
+    overwritten.
+    """
+    from pleo_export.initialise import init_installation
+
+    try:
+        result = init_installation(directory, connector, base_url=base_url, currency=currency)
+    except (ConfigError, PluginError) as error:
+        _fail(str(error), EXIT_CONFIG)
+    here = Path.cwd()
+    for path in result.created:
+        shown = path.relative_to(here) if path.is_relative_to(here) else path
+        click.echo(f"created {shown}{'/' if path.is_dir() else ''}")
+    config = "" if directory.resolve() == here.resolve() else f" --config {result.config}"
+    if not result.has_starter:
+        click.echo(
+            f"The {result.connector} connector has no starter files: fill in "
+            f"[connector.settings] in {result.config} (every setting is listed there)."
+        )
+    click.echo("Next:")
+    click.echo(f"  pleo-export{config} check              pre-export validation only")
+    click.echo(f"  pleo-export{config} run --dry-run      what would be posted, posts nothing")
+
+
 # --- check -------------------------------------------------------------------------------------
 
 
@@ -429,14 +490,26 @@ async def _check_async(obj: Context, as_json: bool) -> int:
             "pending_jobs": results,
             "plugin_failures": [str(f) for f in session.host.failures],
         }
-    ok = summary["connector_ok"] and all(r["ok"] for r in results)
+    failing = [r for r in results if not r["ok"]]
+    ok = summary["connector_ok"] and not failing
+    summary["ok"] = ok
     if as_json:
         _emit_json(summary)
     else:
-        state = "ok" if unavailable is None else f"NOT USABLE: {unavailable.message}"
+        # "ok" only when nothing below would fail: a connector that loads but rejects a job
+        # (an account missing from the books) is not ready.
+        if unavailable is not None:
+            state = f"NOT USABLE: {unavailable.message}"
+        elif failing:
+            state = (
+                f"NOT READY: {len(failing)} of {len(results)} pending "
+                f"job{'s' if len(results) != 1 else ''} would fail pre-export validation"
+            )
+        elif not results:
+            state = "ok (no pending jobs in Pleo to validate against)"
+        else:
+            state = "ok"
         click.echo(f"connector {summary['connector']}: {state}")
-        if not results:
-            click.echo("no pending jobs in Pleo")
         for r in results:
             verdict = (
                 "ok"

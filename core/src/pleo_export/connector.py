@@ -281,6 +281,18 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """
         raise NotImplementedError(f"connector {cls.manifest.id!r} has no demo scaffold")
 
+    @classmethod
+    def starter(cls, directory: Path, currency: str) -> dict[str, Any]:
+        """Create what a new installation needs in ``directory``; return settings.
+
+        Optional; ``pleo-export init`` uses it. Unlike :meth:`scaffold` it knows no chart: it
+        sets up an empty target (files, folders) that passes pre-export validation, for the
+        company's own accounts to be added. ``currency`` is the Pleo wallet currency. Paths in
+        the returned settings may be relative to ``directory``. Never overwrite a file: raise
+        :class:`FileExistsError` naming it.
+        """
+        raise NotImplementedError(f"connector {cls.manifest.id!r} has no starter")
+
     def classify_error(self, error: BaseException) -> ConnectorError | None:
         """Translate a foreign exception from the target into a connector error, or ``None``.
 

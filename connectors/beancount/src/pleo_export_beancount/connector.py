@@ -271,6 +271,19 @@ class BeancountConnector(Connector[BeancountSettings]):
         write_starter_ledger(directory / "ledger", starter, overwrite=True)
         return {"ledger": "ledger/main.beancount"}
 
+    @classmethod
+    def starter(cls, directory: Path, currency: str) -> dict[str, Any]:
+        """A starter ledger ``directory/books/main.beancount`` for a real company.
+
+        It sets the operating currency, includes the (empty) output file and opens every role
+        account with the default names, so pre-export validation passes; the company's own
+        expense, VAT and vendor accounts are then added with ``pleo-code`` metadata.
+        """
+        from pleo_export_beancount.starter import StarterChart
+
+        write_starter_ledger(directory / "books", StarterChart(currency=currency))
+        return {"ledger": "books/main.beancount"}
+
     def _require_ledger(self) -> LoadedLedger:
         if self._ledger is None:
             raise RuntimeError("BeancountConnector.open() must be called first")

@@ -278,6 +278,27 @@ class SftpConnector(Connector[SftpSettings]):
             "vendor_accounts": vendors,
         }
 
+    @classmethod
+    def starter(cls, directory: Path, currency: str) -> dict[str, Any]:
+        """A local delivery folder ``directory/outbox`` and hledger rules that read its files.
+
+        ``outbox/`` takes the CSV files, receipts and manifest (switch to a server with
+        ``host``, ``username``, ``known_hosts`` and ``remote_dir``); ``keys/`` is for the SSH
+        key and ``known_hosts``; ``pleo-export.rules`` is the hledger CSV rules file for the
+        default layout (regenerate it with :func:`pleo_export_sftp.hledger_rules` after
+        changing the columns).
+        """
+        from pleo_export_sftp.layout import hledger_rules
+
+        rules = directory / "pleo-export.rules"
+        if rules.exists():
+            raise FileExistsError(f"{rules} exists; move it away or choose another directory")
+        (directory / "outbox").mkdir(parents=True, exist_ok=True)
+        (directory / "keys").mkdir(mode=0o700, exist_ok=True)
+        settings = SftpSettings(local_dir=directory / "outbox")
+        rules.write_text(hledger_rules(settings), encoding="utf-8")
+        return {"local_dir": "outbox"}
+
     def classify_error(self, error: BaseException) -> ConnectorError | None:
         if isinstance(error, DeliveryError):
             return as_connector_error(error)
