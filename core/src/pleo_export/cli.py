@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -16,6 +18,8 @@ import click
 from pleo_export import __version__, logs
 from pleo_export.config import ConfigError, Settings, load_settings
 from pleo_export.engine.report import JobReport, RunReport
+from pleo_export.exit_codes import ExitCode
+from pleo_export.exit_codes import describe as describe_exit_codes
 from pleo_export.host import PluginError, PluginHost
 from pleo_export.ledger import PreparedEntry
 from pleo_export.pleo.errors import PleoApiError
@@ -24,10 +28,14 @@ from pleo_export.state import StateStoreError, redact_url
 
 T = TypeVar("T")
 
-EXIT_OK = 0
-EXIT_ITEMS_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
+EXIT_OK = ExitCode.OK
+EXIT_ITEMS_FAILED = ExitCode.ITEMS_FAILED
+EXIT_CONFIG = ExitCode.CONFIG
+EXIT_UNAVAILABLE = ExitCode.UNAVAILABLE
+EXIT_INTERNAL = ExitCode.INTERNAL
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+EXIT_BROKEN_PIPE = ExitCode.BROKEN_PIPE
+EXIT_TERMINATED = ExitCode.TERMINATED
 
 MAIN_HELP = """Move approved spend from Pleo into your accounting system.
 
@@ -57,9 +65,8 @@ configuration. The other commands need a connector and pleo.base_url:
 expenses, no account needed) until you set base_url to "production".
 
 \b
-Exit status: 0 all good, 1 some items or jobs failed or would fail (see
-the report; an unreachable accounting system fails the job), 2 configuration
-error, 3 Pleo unreachable or answering errors.
+Exit status:
+{exit_codes}
 """
 
 
@@ -80,19 +87,64 @@ class Context:
         return settings
 
 
-def _fail(message: str, code: int) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(code)
+def _fail(message: str, code: int, *, as_json: bool = False, kind: str | None = None) -> None:
+    """Print the error (as JSON on stdout with ``--json``) and exit with ``code``."""
+    if as_json:
+        error = {"kind": kind or ExitCode(code).name.lower(), "message": message}
+        _emit_json({"error": error, "exit_code": int(code)})
+    else:
+        click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(int(code))
 
 
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+class UsageError(Exception):
+    """The command line names something that does not exist (exit 2, like click's own)."""
+
+
+class Terminated(Exception):
+    """The process received SIGTERM; the command was cancelled."""
+
+
+async def _cancel_on_sigterm(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``factory()``; SIGTERM cancels it (between awaits, like Ctrl-C) and raises
+    :class:`Terminated` once everything has been closed in order."""
+    if sys.platform == "win32":  # pragma: no cover - no signal receivers there
+        return await factory()
+    terminated = False
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal terminated
+        with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for _ in signals:
+                terminated = True
+                scope.cancel()
+                return
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch, tasks.cancel_scope)
+        try:
+            outcome.append(await factory())
+        except Exception as error:  # re-raised outside the task group's wrapping
+            failure.append(error)
+        finally:
+            tasks.cancel_scope.cancel()
+    if terminated:
+        raise Terminated
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _run(factory: Callable[[], Coroutine[Any, Any, T]], *, as_json: bool = False) -> T:
     """Run a coroutine, turning the expected failures into clear messages and exit codes."""
     try:
-        return anyio.run(factory)
+        return anyio.run(_cancel_on_sigterm, factory)
     except ConfigError as error:
-        _fail(str(error), EXIT_CONFIG)
+        _fail(str(error), EXIT_CONFIG, as_json=as_json, kind="configuration")
     except PluginError as error:
-        _fail(str(error), EXIT_CONFIG)
+        _fail(str(error), EXIT_CONFIG, as_json=as_json, kind="plugin")
     except PleoApiError as error:
         from pleo_export.pleo.oauth import OAuthError, RefreshLockTimeout, TokenEndpointUnavailable
 
@@ -100,11 +152,38 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
             # A revoked installation or a failed login needs a person (exit 2, like a
             # configuration error); an unreachable token endpoint is Pleo being unavailable.
             transient = isinstance(error, (TokenEndpointUnavailable, RefreshLockTimeout))
-            _fail(f"OAuth: {error}", EXIT_UNAVAILABLE if transient else EXIT_CONFIG)
-        _fail(f"Pleo API: {error}", EXIT_UNAVAILABLE)
+            _fail(
+                f"OAuth: {error}",
+                EXIT_UNAVAILABLE if transient else EXIT_CONFIG,
+                as_json=as_json,
+                kind="oauth",
+            )
+        _fail(f"Pleo API: {error}", EXIT_UNAVAILABLE, as_json=as_json, kind="pleo")
+    except UsageError as error:
+        _fail(str(error), EXIT_CONFIG, as_json=as_json, kind="usage")
     except StateStoreError as error:
         # The message names the database (password hidden) and says what to change.
-        _fail(f"state store: {error}", EXIT_CONFIG)
+        _fail(f"state store: {error}", EXIT_CONFIG, as_json=as_json, kind="state_store")
+    except KeyboardInterrupt:
+        _fail(
+            "interrupted (Ctrl-C); what was done is kept in the state store, and the next run "
+            "resumes where this one stopped",
+            EXIT_INTERRUPTED,
+            as_json=as_json,
+            kind="interrupted",
+        )
+    except Terminated:
+        _fail(
+            "stopped by SIGTERM; what was done is kept in the state store, and the next run "
+            "resumes where this one stopped",
+            EXIT_TERMINATED,
+            as_json=as_json,
+            kind="terminated",
+        )
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more on stdout, like other Unix tools.
+        _silence_stdout()
+        sys.exit(int(EXIT_BROKEN_PIPE))
     except Exception as error:
         # A bug, in pleo-export or in a connector. Python's own traceback printer would show
         # the exception text unredacted (a connector error may quote a password), so the
@@ -117,9 +196,21 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         _fail(
             f"unexpected error: {redact(f'{type(error).__name__}: {error}')} (the traceback is "
             "in the log above; please report it with the connector's name and version)",
-            EXIT_UNAVAILABLE,
+            EXIT_INTERNAL,
+            as_json=as_json,
+            kind="internal",
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
 
 
 def _emit_json(data: Any) -> None:
@@ -198,7 +289,10 @@ def _exit_code(report: RunReport) -> int:
     return EXIT_ITEMS_FAILED if report.items_failed or troubled else EXIT_OK
 
 
-@click.group(help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    help=MAIN_HELP.format(exit_codes=describe_exit_codes()),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="pleo-export")
 @click.option(
     "--config",
@@ -274,11 +368,12 @@ def run(
       pleo-export run --watch            run as a service
     """
     if watch and dry_run:
-        _fail("--watch and --dry-run cannot be combined", EXIT_CONFIG)
+        _fail("--watch and --dry-run cannot be combined", EXIT_CONFIG, as_json=as_json)
     code = _run(
         lambda: _run_async(
             obj, watch, dry_run, job_id, max_jobs, as_json, quiet, companies=companies
-        )
+        ),
+        as_json=as_json,
     )
     sys.exit(code)
 
@@ -383,7 +478,7 @@ def demo(obj: Context, directory: Path, fresh: bool, as_json: bool) -> None:
     """
     from pleo_export.demo import run_demo
 
-    code = _run(lambda: run_demo(obj, directory, fresh=fresh, as_json=as_json))
+    code = _run(lambda: run_demo(obj, directory, fresh=fresh, as_json=as_json), as_json=as_json)
     sys.exit(code)
 
 
@@ -456,7 +551,7 @@ def check(obj: Context, as_json: bool) -> None:
     Nothing is started, posted or reported. Use it after changing the
     configuration.
     """
-    code = _run(lambda: _check_async(obj, as_json))
+    code = _run(lambda: _check_async(obj, as_json), as_json=as_json)
     sys.exit(code)
 
 
@@ -532,17 +627,36 @@ async def _check_async(obj: Context, as_json: bool) -> int:
 @click.pass_obj
 def jobs(obj: Context, job_id: str | None, limit: int, as_json: bool) -> None:
     """Recent jobs and item outcomes from the local state store."""
-    _run(lambda: _jobs_async(obj, job_id, limit, as_json))
+    _run(lambda: _jobs_async(obj, job_id, limit, as_json), as_json=as_json)
 
 
 async def _jobs_async(obj: Context, job_id: str | None, limit: int, as_json: bool) -> None:
     from pleo_export.state import open_store
 
     settings = obj.settings()
-    store = open_store(settings.state_url())
+    url = settings.state_url()
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.exists():
+        # Nothing has run with this configuration: say so, and create no database.
+        if job_id:
+            raise UsageError(
+                f"job {job_id} is unknown: there is no state database at {sqlite_file} yet "
+                "(nothing has run with this configuration)"
+            )
+        if as_json:
+            _emit_json([])
+        else:
+            click.echo(f"no jobs: {sqlite_file} does not exist yet (nothing has run here)")
+        return
+    store = open_store(url)
     await store.open()
     try:
         if job_id:
+            if await store.get_job(job_id) is None:
+                raise UsageError(
+                    f"job {job_id} is not in the state store {redact_url(url)}; "
+                    "`pleo-export jobs` lists the recent ones"
+                )
             items = await store.items(job_id)
             rows = [
                 {
@@ -596,6 +710,14 @@ async def _jobs_async(obj: Context, job_id: str | None, limit: int, as_json: boo
             )
     finally:
         await store.close()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` state URL (``None`` for other stores and ``:memory:``)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.endswith(":memory:"):
+        return None
+    return Path(url[len(prefix) :].split("?", 1)[0])
 
 
 # --- connectors and plugins ----------------------------------------------------------------------
@@ -844,7 +966,7 @@ def auth_status(obj: Context, as_json: bool) -> None:
     Exits 0 when tokens are stored and not revoked, 1 otherwise. Never prints
     a token.
     """
-    sys.exit(_run(lambda: _auth_status(obj, as_json)))
+    sys.exit(_run(lambda: _auth_status(obj, as_json), as_json=as_json))
 
 
 async def _auth_status(obj: Context, as_json: bool) -> int:
