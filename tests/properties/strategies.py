@@ -31,6 +31,7 @@ from pleo_export.bookkeeping import (
     ALWAYS_JOURNAL,
     AMOUNT_SIGN,
     SPEND_COUNTER_ROLE,
+    SUBTYPE_DIRECTION,
     TRANSFER_ROLES,
     Sign,
 )
@@ -359,6 +360,29 @@ def negative_amount(draw: st.DrawFn, d: Draft) -> Expect | None:
     return SUCCESS if AMOUNT_SIGN[d.type] is Sign.EITHER else Expect("validation_failure")
 
 
+def exclusive_net_off(draw: st.DrawFn, d: Draft) -> Expect | None:
+    """An exclusive tax line whose netAmount + tax is not its lineAmount (beyond the rounding
+    tolerance of 1 per line), in one of the two currencies: Pleo's figures disagree."""
+    taxed = [line for line in d.lines if (line.get("tax") or {}).get("type") == "exclusive"]
+    if not taxed:
+        return None
+    side = draw(st.sampled_from(("inWalletCurrency", "inSupplierCurrency")))
+    taxed[0]["netAmount"][side]["value"] += draw(st.sampled_from((-1, 1))) * draw(
+        st.integers(2, 10**6)
+    )
+    return Expect("validation_failure")
+
+
+def foreign_sub_type(draw: st.DrawFn, d: Draft) -> Expect | None:
+    """A transfer with a sub-type of another type, or an unknown one: its direction would be
+    a guess."""
+    if d.type not in TRANSFER_ROLES:
+        return None
+    others = [s.value for s, (types, _) in SUBTYPE_DIRECTION.items() if d.type not in types]
+    d.item["subType"] = draw(st.sampled_from([*others, "payout_adjustment"]))
+    return Expect("validation_failure")
+
+
 def huge_amount(draw: st.DrawFn, d: Draft) -> Expect | None:
     _scale_amounts(d.item, 10 ** draw(st.integers(6, 24)))
     return SUCCESS
@@ -569,6 +593,8 @@ HOSTILE: dict[str, Change] = {
         lines_off,
         zero_amount,
         negative_amount,
+        exclusive_net_off,
+        foreign_sub_type,
         huge_amount,
         integral_float_amount,
         fractional_amount,
