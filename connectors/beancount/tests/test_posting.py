@@ -245,11 +245,21 @@ async def test_hostile_text_never_breaks_the_ledger(harness, make):
     assert prepared.rendered.count("\n") == content.decode().count("\n")
 
 
-async def test_failed_write_leaves_the_file_unchanged(harness, make, monkeypatch):
+@pytest.mark.parametrize(
+    ("code", "raised", "message"),
+    [
+        ("EIO", "TargetTemporarilyUnavailable", "nothing was written"),
+        # A full disk stops the job (every later item would fail the same way).
+        ("ENOSPC", "JobRejected", "no space left .* nothing was written"),
+    ],
+)
+async def test_failed_write_leaves_the_file_unchanged(
+    harness, make, monkeypatch, code, raised, message
+):
     import errno
     import os
 
-    from pleo_export.connector import TargetTemporarilyUnavailable
+    from pleo_export import connector as contract
 
     connector = await harness.connector()
     prepared = await connector.prepare(plan_item(make.item(amount=1000), make.job()))
@@ -258,10 +268,10 @@ async def test_failed_write_leaves_the_file_unchanged(harness, make, monkeypatch
 
     def half_then_fail(fd, data):
         real_write(fd, bytes(data)[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
 
     monkeypatch.setattr(os, "write", half_then_fail)
-    with pytest.raises(TargetTemporarilyUnavailable, match="nothing was written"):
+    with pytest.raises(getattr(contract, raised), match=message):
         await connector.post(prepared)
     monkeypatch.setattr(os, "write", real_write)
     assert harness.output.read_bytes() == before

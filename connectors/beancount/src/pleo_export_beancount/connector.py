@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 import re
@@ -21,6 +22,7 @@ from pleo_export.connector import (
     ItemRejected,
     JobRejected,
     Limits,
+    TargetTemporarilyUnavailable,
 )
 from pleo_export.ledger import (
     EntryKind,
@@ -43,7 +45,7 @@ from pleo_export.pleo.models import (
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
 from pleo_export_beancount.chart import INVOICE_NUMBER, LoadedLedger, PayableIndex, load_ledger
-from pleo_export_beancount.output import OPEN_FLAGS, OutputFile
+from pleo_export_beancount.output import OPEN_FLAGS, OutputFile, disk_full, out_of_space
 from pleo_export_beancount.render import (
     DocumentLine,
     MetaItem,
@@ -114,22 +116,38 @@ class _Payload:
     """(account, invoice number, posting) of the transactions that carry an invoice number."""
 
 
-def _write_document(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` atomically (temporary file, fsync, rename)."""
+def _write_document(path: Path, content: bytes) -> bool:
+    """Write ``content`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Returns whether the file was written now (``False``: an earlier attempt stored it). On any
+    error the temporary file is removed, so a full disk leaves nothing half-written behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_bytes() == content:
-        return  # written by an earlier attempt whose transaction never landed
+        return False  # written by an earlier attempt whose transaction never landed
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o644)
     try:
-        view = memoryview(content)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o644)
+        try:
+            view = memoryview(content)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _remove_documents(paths: list[Path]) -> None:
+    """Remove receipts stored for an entry that was not appended (best effort)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def parse_check(text: str, reference: str, expected: int) -> list[str]:
@@ -203,6 +221,8 @@ class BeancountConnector(Connector[BeancountSettings]):
                 self.context.logger.info("created the empty output file %s", output)
             self._output.recover()
         except OSError as error:
+            if out_of_space(error):
+                raise disk_full(f"the output file {output}", error) from error
             raise JobRejected(
                 ExportJobFailureReasonType.INVALID_CONFIGURATION,
                 f"cannot use the output file {output} (setting output): {error.strerror}",
@@ -565,17 +585,28 @@ class BeancountConnector(Connector[BeancountSettings]):
                 + "; ".join(problems)
                 + ")",
             )
-        for attachment in payload.attachments:
-            content = await self._download(attachment)
-            try:
-                await anyio.to_thread.run_sync(_write_document, attachment.path, content)
-            except OSError as error:
-                raise ItemRejected(
-                    Reason.RECEIPT_UPLOAD_FAILURE,
-                    f"files[{attachment.index}] could not be stored as {attachment.path}: "
-                    f"{error.strerror or error}; check documents_dir and free disk space",
-                ) from error
-        start = await anyio.to_thread.run_sync(self._output.append, prepared.rendered)
+        stored: list[Path] = []  # receipts this call wrote, removed if nothing is appended
+        try:
+            for attachment in payload.attachments:
+                content = await self._download(attachment)
+                try:
+                    if await anyio.to_thread.run_sync(_write_document, attachment.path, content):
+                        stored.append(attachment.path)
+                except OSError as error:
+                    if out_of_space(error):
+                        raise disk_full(
+                            f"files[{attachment.index}] as {attachment.path}", error
+                        ) from error
+                    raise ItemRejected(
+                        Reason.RECEIPT_UPLOAD_FAILURE,
+                        f"files[{attachment.index}] could not be stored as {attachment.path}: "
+                        f"{error.strerror or error}; check documents_dir and free disk space",
+                    ) from error
+            start = await anyio.to_thread.run_sync(self._output.append, prepared.rendered)
+        except (ItemRejected, JobRejected, TargetTemporarilyUnavailable):
+            # Nothing was appended: the receipts would only take space (a retry rewrites them).
+            await anyio.to_thread.run_sync(_remove_documents, stored)
+            raise
         line = start + payload.first_transaction_line - 1
         record = ExternalRecord(
             external_id=link_for(payload.reference),

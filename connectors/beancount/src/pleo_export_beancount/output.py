@@ -10,6 +10,7 @@ truncates it. Content that pleo-export did not write is never removed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pleo_export.connector import OutcomeUncertain, TargetTemporarilyUnavailable
+from pleo_export.connector import JobRejected, OutcomeUncertain, TargetTemporarilyUnavailable
+from pleo_export.pleo.models import ExportJobFailureReasonType
 from pleo_export_beancount.chart import parse_timestamp
 from pleo_export_beancount.render import BEGIN_MARKER, END_MARKER
 
@@ -29,6 +31,27 @@ _TRANSACTION_RE = re.compile(rb"^\d{4}-\d{2}-\d{2} [*!]")
 _EXPORTED_AT_RE = re.compile(rb'^\s+pleo-exported-at: "([^"]*)"')
 # Binary mode matters on Windows, where os.open would otherwise translate newlines.
 OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""``errno`` values that mean the disk (or the user's quota, or the file size limit) is full."""
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` says there is no room left for what was being written."""
+    return isinstance(error, OSError) and error.errno in OUT_OF_SPACE
+
+
+def disk_full(what: str, error: OSError) -> JobRejected:
+    """The job stops: nothing more fits on the disk (every later item would fail the same way).
+
+    Reported as ``integration_unusable``, as the SFTP connector reports a full server.
+    """
+    return JobRejected(
+        ExportJobFailureReasonType.INTEGRATION_UNUSABLE,
+        f"no space left to write {what} ({error.strerror or error}): free space (or raise the "
+        "quota) on that disk and export again; nothing was written for this entry",
+    )
 
 
 @dataclass(frozen=True)
@@ -171,10 +194,12 @@ class OutputFile:
         """
         data = text.encode("utf-8")
         created = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | OPEN_FLAGS, 0o644)
         except OSError as error:
+            if out_of_space(error):
+                raise disk_full(f"the output file {self.path}", error) from error
             raise TargetTemporarilyUnavailable(
                 f"cannot open the output file {self.path} for appending: {error.strerror}; "
                 "check that it exists and is writable"
@@ -186,12 +211,17 @@ class OutputFile:
                     self._lines = self.path.read_bytes()[:size].count(b"\n")
                     self._size = size
                 start_line = self._lines + 1
+                view = memoryview(data)
                 try:
-                    written = os.write(fd, data)
+                    # One write normally. A short write (the disk filled up mid-block) is
+                    # continued, so the next write names the real error (ENOSPC).
+                    while view:
+                        written = os.write(fd, view)
+                        if written <= 0:
+                            raise OSError(f"short write: {len(data) - len(view)} of {len(data)}")
+                        view = view[written:]
                 except OSError as error:
                     self._undo(fd, size, error)
-                if written != len(data):
-                    self._undo(fd, size, OSError(f"short write: {written} of {len(data)} bytes"))
                 try:
                     os.fsync(fd)
                 except OSError as error:
@@ -216,6 +246,8 @@ class OutputFile:
                 f"writing to {self.path} failed ({error}) and the partial block could not be "
                 f"removed ({undo_error}); it is cut off the next time the connector opens"
             ) from error
+        if out_of_space(error):
+            raise disk_full(f"the output file {self.path}", error) from error
         raise TargetTemporarilyUnavailable(
             f"writing to {self.path} failed ({error}); nothing was written"
         ) from error
