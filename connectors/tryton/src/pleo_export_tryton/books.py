@@ -198,6 +198,20 @@ class Books:
             self._default_payable = int(value) if value else None
         return self._default_payable if isinstance(self._default_payable, int) else None
 
+    async def exchange_accounts(self) -> tuple[int | None, int | None]:
+        """Tryton's own currency exchange accounts: (credit = gains, debit = losses)."""
+        rows = await self.client.model(
+            "account.configuration",
+            "read",
+            [1],
+            ["currency_exchange_credit_account", "currency_exchange_debit_account"],
+            context={"company": self.company.id},
+        )
+        row = rows[0] if rows else {}
+        credit = row.get("currency_exchange_credit_account")
+        debit = row.get("currency_exchange_debit_account")
+        return (int(credit) if credit else None, int(debit) if debit else None)
+
     # --- taxes, journals, currencies -------------------------------------------------------
 
     async def tax(self, name: str) -> Tax | None:

@@ -54,6 +54,12 @@ from pleo_export.pleo.models import (
 )
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export.settlement import (
+    BookedInvoice,
+    SettlementRequest,
+    settle_payment,
+    settlement_request,
+)
 from pleo_export_tryton.books import Account, Books, Company, Party, Period, Tax, to_amount
 from pleo_export_tryton.errors import classify_foreign, to_connector_error
 from pleo_export_tryton.rpc import (
@@ -77,6 +83,8 @@ from pleo_export_tryton.specs import (
     like_prefix,
     marker,
     parse_marker,
+    supplier_total,
+    supplier_total_comment,
 )
 
 MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
@@ -409,6 +417,7 @@ class TrytonConnector(Connector[TrytonSettings]):
                 f"Tryton company whose currency is {currency}",
             )
         party = await self._party(plan)
+        plan = await self._settle_at_invoice_rate(plan, party)
         parts_count = len(plan.entries)
         parts: list[RecordSpec] = []
         resolved_entries: list[ResolvedEntry] = []
@@ -654,6 +663,8 @@ class TrytonConnector(Connector[TrytonSettings]):
                     f"{field}.tax is reverse charge but has no outgoingTaxAccount: map it on "
                     "the tax code in Pleo, or set vat_output_account",
                 )
+        elif role in (Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS):
+            account = await self._exchange_account(posting)
         else:  # Role.ACCOUNTS_PAYABLE
             account = await self._payable(party, posting)
         line_party: int | None = None
@@ -669,6 +680,135 @@ class TrytonConnector(Connector[TrytonSettings]):
                 )
             line_party = party.id
         return _Resolved(posting=posting, account=account, party=line_party, tax=tax)
+
+    async def _exchange_account(self, posting: Posting) -> Account:
+        """The exchange gain or loss account: the setting, else Tryton's configuration."""
+        _, books = self._require()
+        gain = posting.account.role is Role.EXCHANGE_GAIN
+        setting = "exchange_gain_account" if gain else "exchange_loss_account"
+        code = self.settings.exchange_gain_account if gain else self.settings.exchange_loss_account
+        what = "gain" if gain else "loss"
+        if code is not None:
+            account = await books.account(code)
+            if account is None or not account.postable:
+                raise ItemRejected(
+                    Reason.MISSING_CONFIGURATION,
+                    f"account {code} (setting {setting}) does not exist or cannot be booked on "
+                    f"in Tryton company {books.company.name}: correct the setting",
+                )
+            return account
+        credit, debit = await books.exchange_accounts()
+        configured = credit if gain else debit
+        found = await books.account_by_id(configured) if configured is not None else None
+        if found is None or not found.postable:
+            field_name = "Credit" if gain else "Debit"
+            raise ItemRejected(
+                Reason.MISSING_CONFIGURATION,
+                f"a realised exchange {what} of "
+                f"{to_amount(abs(posting.amount), books.company.digits)} {posting.currency} (a "
+                "foreign-currency invoice paid at another rate than it was booked at) needs an "
+                f"account: set the Currency Exchange {field_name} Account in Tryton's accounting "
+                f"configuration, or {setting} in [connector.settings], and export again",
+            )
+        return found
+
+    async def _settle_at_invoice_rate(self, plan: PostingPlan, party: Party | None) -> PostingPlan:
+        """An invoice payment at the rate its invoice was booked at (pleo_export.settlement)."""
+        request = settlement_request(plan)
+        if request is None or party is None:
+            return plan
+        payable = plan.entries[request.entry_index].postings[request.posting_index]
+        account = await self._payable(party, payable)
+        booked = await self._booked_invoice(party, account, request)
+        if booked is None:
+            self.log.info(
+                "item %s pays invoice %s, which Tryton does not hold open for %s in %s: booked "
+                "at the payment's own rate",
+                plan.reference,
+                request.invoice_number,
+                party.name,
+                request.supplier_currency,
+                extra={"accounting_entry_id": plan.reference},
+            )
+        return settle_payment(plan, booked)
+
+    async def _booked_invoice(
+        self, party: Party, account: Account, request: SettlementRequest
+    ) -> BookedInvoice | None:
+        """What Tryton holds open for the invoice on the vendor's payable account.
+
+        The open (unreconciled, posted) lines on the account for the party that are the
+        invoice's own payable lines (a supplier invoice with this reference) or carry the
+        invoice number as description (journal entries and earlier payments). Their supplier
+        amounts come from the second currency, or from the invoice's ``Pleo amount`` comment;
+        a line without either cannot be compared, and nothing is settled.
+        """
+        client, books = self._require()
+        currency = await books.currency_id(request.supplier_currency)
+        if currency is None:
+            return None
+        invoices = await client.search_read(
+            "account.invoice",
+            [
+                ("company", "=", books.company.id),
+                ("type", "=", "in"),
+                ("party", "=", party.id),
+                ("reference", "=", request.invoice_number),
+                ("state", "=", "posted"),
+            ],
+            ["comment"],
+        )
+        totals = {
+            f"account.invoice,{row['id']}": supplier_total(row.get("comment")) for row in invoices
+        }
+        domain: list[Any] = [
+            ("account", "=", account.id),
+            ("party", "=", party.id),
+            ("reconciliation", "=", None),
+            ("move.state", "=", "posted"),
+        ]
+        if totals:
+            domain.append(
+                [
+                    "OR",
+                    ("description", "=", request.invoice_number),
+                    ("move.origin", "in", list(totals)),
+                ]
+            )
+        else:
+            domain.append(("description", "=", request.invoice_number))
+        rows = await client.search_read(
+            "account.move.line",
+            domain,
+            ["debit", "credit", "second_currency", "amount_second_currency", "move.origin"],
+        )
+        if not rows:
+            return None
+        digits = books.company.digits
+        supplier_digits = decimals(request.supplier_currency)
+        amount = Decimal(0)
+        supplier = Decimal(0)
+        counted: set[str] = set()
+        for row in rows:
+            line = row["debit"] - row["credit"]
+            amount += line
+            origin = (row.get("move.") or {}).get("origin")
+            if row.get("second_currency") == currency and row.get("amount_second_currency"):
+                supplier += row["amount_second_currency"]
+            elif origin in totals:
+                total = totals[origin]
+                if total is None or total[1] != request.supplier_currency:
+                    return None
+                if origin not in counted:  # one payable line per invoice without a term
+                    counted.add(origin)
+                    supplier += -total[0]
+            else:
+                return None
+        return BookedInvoice(
+            amount=int(-amount.scaleb(digits)),
+            supplier_amount=int(-supplier.scaleb(supplier_digits)),
+            supplier_currency=request.supplier_currency,
+        )
 
     async def _payable(self, party: Party | None, posting: Posting) -> Account:
         _, books = self._require()
@@ -740,6 +880,8 @@ class TrytonConnector(Connector[TrytonSettings]):
             description = _line_description(p)
             if p.account.role is Role.ACCOUNTS_PAYABLE and invoice_number:
                 description = invoice_number
+            elif p.account.role in (Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS):
+                description = f"realised exchange difference, invoice {invoice_number}"
             second, second_amount = await self._second_currency(p)
             lines.append(
                 MoveLineSpec(
@@ -870,6 +1012,12 @@ class TrytonConnector(Connector[TrytonSettings]):
                 due = info.due_date.date()
         if due is not None and due < invoice_day:
             due = None
+        comment = None
+        p = payable.posting
+        if p.supplier_currency and p.supplier_currency != company.currency and p.supplier_amount:
+            comment = supplier_total_comment(
+                to_amount(-p.supplier_amount, decimals(p.supplier_currency)), p.supplier_currency
+            )
         return InvoiceSpec(
             part=0,
             parts=0,
@@ -886,6 +1034,7 @@ class TrytonConnector(Connector[TrytonSettings]):
             description=description,
             lines=tuple(lines),
             taxes=tuple(taxes),
+            comment=comment,
         )
 
     def _payload(self, plan: PostingPlan, parts: list[RecordSpec], party: Party | None) -> Payload:
@@ -923,7 +1072,7 @@ class TrytonConnector(Connector[TrytonSettings]):
             invoice_number=number,
             settles=has_document and has_payment,
             match_open=match_open,
-            amount=to_amount(plan.item.amount.in_wallet_currency.value, books.company.digits),
+            amount=to_amount(_payable_amount(plan), books.company.digits),
         )
 
     def _render(
@@ -1657,3 +1806,12 @@ def _renumber(spec: RecordSpec, part: int, parts: int) -> RecordSpec:
 
 def _with_description(spec: RecordSpec, description: str) -> RecordSpec:
     return replace(spec, description=description)
+
+
+def _payable_amount(plan: PostingPlan) -> int:
+    """What the item books to the vendor's payable account when it pays an invoice: the
+    invoice's amount at its own rate after :func:`settle_payment`, else the item's total."""
+    request = settlement_request(plan)
+    if request is not None:
+        return plan.entries[request.entry_index].postings[request.posting_index].amount
+    return plan.item.amount.in_wallet_currency.value

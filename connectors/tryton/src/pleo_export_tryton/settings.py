@@ -61,6 +61,13 @@ class TrytonSettings(ConnectorSettings):
     """Reverse-charge VAT due when Pleo names no outgoing tax account."""
     rounding_account: str
     """Where currency-conversion residuals between lines and total are booked."""
+    exchange_gain_account: str | None = None
+    """Realised exchange gains, when a foreign-currency invoice is paid for less than it was
+    booked at. Default: the Currency Exchange Credit Account of Tryton's accounting
+    configuration."""
+    exchange_loss_account: str | None = None
+    """Realised exchange losses (paid for more). Default: the Currency Exchange Debit Account
+    of Tryton's accounting configuration."""
     counter_accounts: dict[ExportItemType, dict[CounterRole, str]] = {}
     """Per item type, the account code for its counter roles (``wallet``, ``out_of_pocket``,
     ``contra``), e.g. ``{"mileage": {"out_of_pocket": "2251"}}``. Wins over Pleo's

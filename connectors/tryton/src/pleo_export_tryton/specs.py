@@ -28,6 +28,24 @@ def like_prefix(reference: str) -> str:
     return f"pleo:{escaped}#%"
 
 
+SUPPLIER_TOTAL_RE = re.compile(
+    r"^Pleo amount: (?P<amount>-?\d+(?:\.\d+)?) (?P<currency>[A-Z]{3})$", re.M
+)
+
+
+def supplier_total_comment(amount: Decimal, currency: str) -> str:
+    """The line a supplier invoice in a foreign currency carries in its comment."""
+    return f"Pleo amount: {amount} {currency}"
+
+
+def supplier_total(comment: str | None) -> tuple[Decimal, str] | None:
+    """The invoice's total in the supplier's currency, read back from its comment."""
+    match = SUPPLIER_TOTAL_RE.search(comment or "")
+    if match is None:
+        return None
+    return Decimal(match["amount"]), match["currency"]
+
+
 def parse_marker(description: str | None) -> tuple[str, int, int] | None:
     match = MARKER_RE.match(description or "")
     if match is None:
@@ -166,6 +184,9 @@ class InvoiceSpec:
     description: str
     lines: tuple[InvoiceLineSpec, ...]
     taxes: tuple[InvoiceTaxSpec, ...]
+    comment: str | None = None
+    """For an invoice in a foreign currency: ``Pleo amount: 1000.00 EUR`` (see
+    :func:`supplier_total`), what a later payment compares its own amount with."""
 
     model = "account.invoice"
 
@@ -189,6 +210,8 @@ class InvoiceSpec:
             values["reference"] = self.reference
         if self.payment_term_date is not None:
             values["payment_term_date"] = self.payment_term_date
+        if self.comment:
+            values["comment"] = self.comment
         return values
 
     @property
