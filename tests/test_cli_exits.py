@@ -17,6 +17,8 @@ from pleo_export.exit_codes import ExitCode
 from tests.test_cli import pleo_export
 
 ROOT = Path(__file__).resolve().parents[1]
+PLEO_EXPORT = (sys.executable, "-m", "pleo_export")
+WATCH = ("run", "--watch", "--quiet")
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +146,76 @@ def test_jobs_with_an_unknown_job_says_so(demo_config: Path, tmp_path: Path) -> 
     listed = pleo_export("--config", str(demo_config), "jobs", "--job", job_id, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.strip()
+
+
+# ----------------------------------------------------------------------------- running long
+
+
+def test_watch_prints_no_line_per_idle_poll(demo_config: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PLEO_EXPORT_ENGINE__POLL_INTERVAL": "0.1"}
+    env.pop("PLEO_EXPORT_CONFIG", None)
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [*PLEO_EXPORT, "--log-level", "debug", "--config", str(demo_config), *WATCH],
+            cwd=tmp_path,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while err.read_text(encoding="utf-8").count("event=poll.idle") < 5:
+            assert process.poll() is None, err.read_text(encoding="utf-8")[-2000:]
+            assert time.monotonic() < deadline, "no idle polls within 180 s"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    printed = out.read_text(encoding="utf-8")
+    # At most once, when the backlog is done; never once per poll.
+    assert printed.count("No pending export jobs.") <= 1, printed
+    assert process.returncode == ExitCode.TERMINATED
+
+
+def test_text_logs_carry_the_date() -> None:
+    import io
+    import logging
+    import re
+
+    from pleo_export import logs
+
+    stream = io.StringIO()
+    logs.configure(level="info", fmt="text", stream=stream)
+    logging.getLogger("pleo_export.test").info("hello", extra={"event": "t.hello"})
+    line = stream.getvalue().splitlines()[0]
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ info hello event=t\.hello$", line), line
+
+
+def test_log_file_rotates_by_size_or_follows_logrotate(tmp_path: Path) -> None:
+    import logging
+
+    from pleo_export import logs
+
+    logger = logging.getLogger("pleo_export.test")
+    file = tmp_path / "logs" / "pleo-export.log"
+    logs.configure(level="info", file=file, rotate_bytes=500, backups=2)
+    for n in range(100):
+        logger.info("line %d with some padding to fill the file", n)
+    assert file.exists() and file.with_name("pleo-export.log.1").exists()
+    assert file.with_name("pleo-export.log.2").exists()
+    assert not file.with_name("pleo-export.log.3").exists()
+    assert file.stat().st_size <= 500
+
+    other = tmp_path / "plain.log"
+    logs.configure(level="info", file=other, rotate_bytes=0)
+    logger.info("before logrotate")
+    other.rename(tmp_path / "plain.log.1")  # what logrotate does
+    logger.info("after logrotate")
+    assert "after logrotate" in other.read_text(encoding="utf-8")
+    assert "before logrotate" in (tmp_path / "plain.log.1").read_text(encoding="utf-8")
+    logs.configure(level="warning")

@@ -27,6 +27,7 @@ from pleo_export.pleo.models import ExportJob
 from pleo_export.state import StateStoreError, redact_url
 
 T = TypeVar("T")
+log = logging.getLogger("pleo_export.cli")
 
 EXIT_OK = ExitCode.OK
 EXIT_ITEMS_FAILED = ExitCode.ITEMS_FAILED
@@ -83,7 +84,13 @@ class Context:
         log_file = settings.log.file
         if log_file is not None and not log_file.is_absolute():
             log_file = settings.config_dir / log_file
-        logs.configure(level=level, fmt=fmt, file=log_file)
+        logs.configure(
+            level=level,
+            fmt=fmt,
+            file=log_file,
+            rotate_bytes=settings.log.rotate_bytes,
+            backups=settings.log.backups,
+        )
         return settings
 
 
@@ -407,6 +414,7 @@ async def _run_async(
         receiver(hook.listen if watch else None, hook.secret, hook.path) as wakeups,
     ):
         runner = s.worker if s.worker is not None else s.engine
+        last_idle: tuple[list[str], dict[str, int]] | None = None
         while True:
             if job_id:
                 job_report = await runner.run_job(job_id)
@@ -416,7 +424,14 @@ async def _run_async(
             else:
                 report = await runner.run_pending(max_jobs=max_jobs)
             elsewhere = s.worker.leased_elsewhere if s.worker is not None else []
-            if as_json:
+            idle = (elsewhere, dict(report.waiting_elsewhere))
+            if watch and not report.jobs and not report.skipped_jobs and idle == last_idle:
+                # Nothing new since the last poll: no repeated line on every poll.
+                log.debug(
+                    "no pending export jobs",
+                    extra={"event": "poll.idle", "companies_leased_elsewhere": elsewhere},
+                )
+            elif as_json:
                 data = report.to_json()
                 if dry_run:
                     data["would_post"] = previews
@@ -428,6 +443,7 @@ async def _run_async(
                     click.echo(f"company {company}: another worker is serving it; skipped")
             if not watch:
                 return _exit_code(report)
+            last_idle = idle if not report.jobs and not report.skipped_jobs else None
             await wakeups.wait(settings.engine.poll_interval)
 
 

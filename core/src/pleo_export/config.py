@@ -243,6 +243,11 @@ class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "warning"
     format: Literal["text", "json"] = "text"
     file: Path | None = None
+    rotate_bytes: int = Field(10 * 1024 * 1024, ge=0)
+    """Rotate ``file`` when it would grow past this many bytes; 0: never rotate here (an
+    outside tool such as logrotate may move it: it is reopened)."""
+    backups: int = Field(5, ge=0, le=1000)
+    """Rotated files kept (``file.1`` newest ... ``file.<backups>``)."""
 
 
 class Settings(BaseSettings):

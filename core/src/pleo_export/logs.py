@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,7 +87,7 @@ class RedactingFilter(logging.Filter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         parts = [stamp, record.levelname.lower(), record.getMessage()]
         fields = " ".join(f"{k}={_short(v)}" for k, v in _fields(record).items() if v is not None)
         if fields:
@@ -125,12 +126,24 @@ def configure(
     fmt: str = "text",
     file: Path | None = None,
     stream: TextIO | None = None,
+    *,
+    rotate_bytes: int = 0,
+    backups: int = 5,
 ) -> None:
-    """Send pleo-export's logs to ``stream`` (stderr by default) or ``file``."""
+    """Send pleo-export's logs to ``stream`` (stderr by default) or ``file``.
+
+    A ``file`` is rotated when it would grow past ``rotate_bytes`` (keeping ``backups`` old
+    files, ``file.1`` newest); with ``rotate_bytes=0`` it is never rotated here but reopened
+    when an outside tool (logrotate) has moved it away."""
     handler: logging.Handler
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(file, encoding="utf-8")
+        if rotate_bytes > 0:
+            handler = logging.handlers.RotatingFileHandler(
+                file, maxBytes=rotate_bytes, backupCount=backups, encoding="utf-8"
+            )
+        else:
+            handler = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
