@@ -33,9 +33,9 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportItemFile, ExportJobItemStatus, ExportJobStatus
 from pleo_export.pleo.ratelimit import RetryPolicy
-from pleo_export.sandbox import DEMO_CHART, Sandbox, SandboxConfig
 from pleo_export.state import open_store
 from pleo_export_beancount import BeancountConnector, BeancountSettings
+from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
 
 pytestmark = pytest.mark.anyio
 
