@@ -142,7 +142,7 @@ def test_a_transfer_sub_type_of_another_type_fails_rather_than_guessing(
     item_type: ExportItemType, sub_type: str
 ) -> None:
     error = rejected(make(item_type.value, 700, sub_type=sub_type))
-    assert f"subType is {sub_type!r} on a {item_type.value}" in error.message
+    assert f"subType is {sub_type!r} for type {item_type.value}" in error.message
 
 
 def test_interest_on_a_fee_is_booked_as_the_fee() -> None:

@@ -56,7 +56,7 @@ async def test_a_sub_type_of_another_type_fails_the_item(harness: Harness, make:
     item = make.item("direct_reimbursement", 5000, sub_type="invoice_payment_returned")
     error = await _fails(harness, item)
     assert error.reason_type is Reason.VALIDATION_FAILURE
-    assert "subType is 'invoice_payment_returned' on a direct_reimbursement" in error.message
+    assert "subType is 'invoice_payment_returned' for type direct_reimbursement" in error.message
     assert _transactions(harness) == []
 
 

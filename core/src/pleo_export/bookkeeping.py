@@ -198,12 +198,12 @@ def check_amount_sign(item: ExportItem, item_type: ExportItemType) -> None:
             continue
         if expected is Sign.NEGATIVE:
             why = (
-                f"a {item_type.value} is money coming back and must be negative; a positive "
+                f"{item_type.value} is money coming back and must be negative; a positive "
                 "amount would book it as spend"
             )
         else:
             why = (
-                f"a {item_type.value} must be positive; its direction comes from the type and "
+                f"{item_type.value} must be positive; its direction comes from the type and "
                 "subType, not from the sign"
             )
         raise _reject(
@@ -230,7 +230,7 @@ def transfer_direction(item: ExportItem, item_type: ExportItemType) -> Direction
     allowed = sorted(s.value for s, (types, _) in SUBTYPE_DIRECTION.items() if item_type in types)
     raise _reject(
         Reason.VALIDATION_FAILURE,
-        f"subType is {item.sub_type!r} on a {item_type.value}, which pleo-export cannot tell "
+        f"subType is {item.sub_type!r} for type {item_type.value}, which pleo-export cannot tell "
         f"the direction of (expected none or one of {', '.join(allowed)}): it does not guess; "
         "check the expense in Pleo or upgrade pleo-export",
     )
