@@ -42,6 +42,8 @@ EXAMPLE_ROLE_ACCOUNTS = {
     "tax_input": "2201",
     "tax_output": "2202",
     "rounding": "7990",
+    "exchange_gain": "8100",
+    "exchange_loss": "8200",
 }
 
 
