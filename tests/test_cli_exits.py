@@ -219,3 +219,49 @@ def test_log_file_rotates_by_size_or_follows_logrotate(tmp_path: Path) -> None:
     assert "after logrotate" in other.read_text(encoding="utf-8")
     assert "before logrotate" in (tmp_path / "plain.log.1").read_text(encoding="utf-8")
     logs.configure(level="warning")
+
+
+# ----------------------------------------------------------------------------- readable failures
+
+
+def test_failures_are_grouped_by_reason() -> None:
+    from pleo_export.engine.report import ItemFailure, group_failures
+
+    ledger = "/srv/books/ledger/main.beancount"
+    failures = [
+        ItemFailure(f"e-{n}", "account_unknown", f"account 4900 on lines[{n % 2}] not in {ledger}")
+        for n in range(12)
+    ] + [ItemFailure(f"v-{n}", "vendor_unknown", "vendor V-1001 unknown: add it") for n in range(9)]
+    groups = group_failures(failures)
+    assert [(g.reason_type, g.count) for g in groups] == [
+        ("account_unknown", 12),
+        ("vendor_unknown", 9),
+    ]
+    assert groups[0].message == "account 4900 on lines[*] not in main.beancount"
+    assert groups[0].paths == {"main.beancount": ledger}
+    assert groups[0].accounting_entry_ids[:2] == ["e-0", "e-1"]
+
+
+def test_the_summary_groups_failures_and_names_the_ledger_once(
+    demo_config: Path, tmp_path: Path
+) -> None:
+    config = _fresh_copy(demo_config, tmp_path / "g")
+    result = pleo_export("--config", str(config), "run", "--quiet", cwd=tmp_path)
+    assert result.returncode == ExitCode.ITEMS_FAILED, result.stderr
+    ledger = str(config.parent / "ledger" / "main.beancount")
+    assert result.stdout.count(ledger) == 1, result.stdout
+    lines = result.stdout.splitlines()
+    grouped = [line for line in lines if line.startswith("  ") and " account_unknown: " in line]
+    assert grouped and all(
+        line.split(":")[0].strip().endswith(("item", "items")) for line in grouped
+    )
+    assert not any(line.startswith("  - ") for line in lines)  # no line per item
+
+    verbose = pleo_export("--config", str(config), "run", "--quiet", "--verbose", cwd=tmp_path)
+    as_json = pleo_export("--config", str(config), "run", "--json", cwd=tmp_path)
+    report = json.loads(as_json.stdout)
+    failed = [f["accounting_entry_id"] for job in report["jobs"] for f in job["failures"]]
+    assert failed, report
+    assert all(f"      {entry_id}" in verbose.stdout for entry_id in failed)
+    groups = [g for job in report["jobs"] for g in job["failure_groups"]]
+    assert sum(g["items"] for g in groups) == len(failed)

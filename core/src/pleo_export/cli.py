@@ -262,7 +262,11 @@ class TerminalProgress:
             click.echo("", err=True)
 
 
-def _print_report(report: RunReport) -> None:
+MAX_GROUPS = 10
+"""Failure groups shown per job without ``--verbose``."""
+
+
+def _print_report(report: RunReport, *, verbose: bool = False) -> None:
     waiting = report.jobs_waiting_elsewhere
     if not report.jobs and not report.skipped_jobs and not report.waiting_elsewhere:
         click.echo("No pending export jobs.")
@@ -274,14 +278,34 @@ def _print_report(report: RunReport) -> None:
             f"worker ({companies} {'company' if companies == 1 else 'companies'} leased "
             "elsewhere; they are served when that worker finishes or its lease expires)"
         )
+    files: dict[str, str] = {}
     for job in report.jobs:
         click.echo(job.summary())
-        for failure in job.failures[:20]:
+        groups = job.failure_groups()
+        shown = groups if verbose else groups[:MAX_GROUPS]
+        for group in shown:
+            items = "1 item" if group.count == 1 else f"{group.count} items"
+            click.echo(f"  {items}: {group.reason_type}: {group.message}")
+            if verbose:
+                for entry_id in group.accounting_entry_ids:
+                    click.echo(f"      {entry_id}")
+            files.update(group.paths)
+        if len(shown) < len(groups):
+            hidden = sum(g.count for g in groups[len(shown) :])
             click.echo(
-                f"  - {failure.accounting_entry_id}: {failure.reason_type}: {failure.message}"
+                f"  ... {len(groups) - len(shown)} more reasons ({hidden} items); "
+                "--verbose or --json lists them"
             )
-        if len(job.failures) > 20:
-            click.echo(f"  ... and {job.failed - 20} more (use --json for the full list)")
+        unlisted = job.failed - len(job.failures)
+        if unlisted > 0:
+            click.echo(
+                f"  ... {unlisted} more failed items not kept in the report; "
+                f"`pleo-export jobs --job {job.job_id}` lists every item"
+            )
+    for name, path in sorted(files.items()):
+        click.echo(f"{name}: {path}")
+    if any(job.failures for job in report.jobs) and not verbose:
+        click.echo("(--verbose lists the items of each reason; --json has everything)")
     for job_id in report.skipped_jobs:
         click.echo(
             f"job {job_id}: left alone (already finished in Pleo, or claimed by another worker)"
@@ -343,6 +367,7 @@ def main(
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--verbose", "-v", is_flag=True, help="List every failed item under its reason.")
 @click.option(
     "--company",
     "companies",
@@ -358,6 +383,7 @@ def run(
     max_jobs: int | None,
     as_json: bool,
     quiet: bool,
+    verbose: bool,
     companies: tuple[str, ...],
 ) -> None:
     """Process pending export jobs, then exit.
@@ -378,7 +404,15 @@ def run(
         _fail("--watch and --dry-run cannot be combined", EXIT_CONFIG, as_json=as_json)
     code = _run(
         lambda: _run_async(
-            obj, watch, dry_run, job_id, max_jobs, as_json, quiet, companies=companies
+            obj,
+            watch,
+            dry_run,
+            job_id,
+            max_jobs,
+            as_json,
+            quiet,
+            companies=companies,
+            verbose=verbose,
         ),
         as_json=as_json,
     )
@@ -395,6 +429,7 @@ async def _run_async(
     quiet: bool,
     *,
     companies: tuple[str, ...] = (),
+    verbose: bool = False,
 ) -> int:
     from pleo_export.app import open_session
     from pleo_export.engine.runner import EngineOptions
@@ -438,7 +473,7 @@ async def _run_async(
                 data["companies_leased_elsewhere"] = elsewhere
                 _emit_json(data)
             else:
-                _print_report(report)
+                _print_report(report, verbose=verbose)
                 for company in elsewhere:
                     click.echo(f"company {company}: another worker is serving it; skipped")
             if not watch:

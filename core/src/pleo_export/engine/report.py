@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 MAX_LISTED_FAILURES = 500
@@ -15,6 +17,49 @@ class ItemFailure:
     accounting_entry_id: str
     reason_type: str
     message: str
+
+
+_INDEX = re.compile(r"\[\d+\]")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w./~-])/(?:[\w.@+~-]+/)+[\w.@+~-]+")
+
+
+@dataclass
+class FailureGroup:
+    """Failed items that share a reason (the message with line indexes and file folders
+    taken out), for a summary that says "12 items: ..." once instead of 12 lines."""
+
+    reason_type: str
+    message: str
+    """The shared message; line indexes read ``[*]`` and files are named by their name only
+    (:attr:`paths` has the full paths)."""
+    accounting_entry_ids: list[str] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+    """File name -> full path, for the files the message names."""
+
+    @property
+    def count(self) -> int:
+        return len(self.accounting_entry_ids)
+
+
+def group_failures(failures: list[ItemFailure]) -> list[FailureGroup]:
+    """``failures`` grouped by reason, the largest group first."""
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    for failure in failures:
+        paths: dict[str, str] = {}
+
+        def shorten(match: re.Match[str], found: dict[str, str] = paths) -> str:
+            name = PurePosixPath(match.group(0)).name
+            found[name] = match.group(0)
+            return name
+
+        message = _ABSOLUTE_PATH.sub(shorten, _INDEX.sub("[*]", failure.message))
+        key = (failure.reason_type, message)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = FailureGroup(failure.reason_type, message)
+        group.accounting_entry_ids.append(failure.accounting_entry_id)
+        group.paths.update(paths)
+    return sorted(groups.values(), key=lambda g: -g.count)
 
 
 @dataclass
@@ -53,9 +98,16 @@ class JobReport:
     def succeeded(self) -> int:
         return self.posted + self.recovered
 
+    def failure_groups(self) -> list[FailureGroup]:
+        return group_failures(self.failures)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["failure_types"] = dict(self.failure_types)
+        data["failure_groups"] = [
+            {"reason_type": g.reason_type, "message": g.message, "items": g.count}
+            for g in self.failure_groups()
+        ]
         data["succeeded"] = self.succeeded
         return data
 
