@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.packaging.distributions import Distribution, canonical, distributions
+from tests.packaging.distributions import ROOT, Distribution, canonical, distributions
 
 pytestmark = pytest.mark.slow
 
@@ -144,9 +146,15 @@ class FreshEnv:
         )
 
 
-def _must(command: list[str]) -> None:
+def _must(command: list[str], cwd: Path | None = None) -> None:
     done = subprocess.run(
-        command, env=_clean_env(), capture_output=True, text=True, timeout=600, check=False
+        command,
+        cwd=cwd,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if done.returncode != 0:
         message = f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
@@ -403,3 +411,52 @@ def test_postgresql_state_url_reaches_the_driver(fresh_envs: FreshEnvs, tmp_path
     assert done.returncode == 2, done.stdout + done.stderr
     assert "state store" in done.stderr
     assert "No module named" not in done.stderr and "install" not in done.stderr
+
+
+@pytest.mark.parametrize("dist", distributions(), ids=lambda d: d.name)
+def test_wheel_carries_license_typing_and_project_urls(
+    dist: Distribution, fresh_envs: FreshEnvs
+) -> None:
+    with zipfile.ZipFile(fresh_envs.wheel(dist)) as wheel:
+        names = wheel.namelist()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        text = wheel.read(metadata).decode("utf-8")
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    for package in dist.import_names:
+        assert f"{package}/py.typed" in names
+    assert "License-Expression: Apache-2.0" in text
+    assert "Classifier: Typing :: Typed" in text
+    for key in ("Homepage", "Documentation", "Repository", "Issues", "Changelog"):
+        assert f"Project-URL: {key}, https://" in text
+    assert "Description-Content-Type: text/markdown" in text
+
+
+README_INSTALL = re.compile(r"^pip install ((?:'?\./[^\s]+'?\s*)+)", re.MULTILINE)
+
+
+def test_the_readme_install_then_init_and_check_work(tmp_path: Path) -> None:
+    """The README's install line, as written, in a fresh venv; then `init` and `check`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Using it for real") :]
+    match = README_INSTALL.search(section)
+    assert match, "README's 'Using it for real' shows no `pip install ./...` line"
+    specs = [s.strip("'") for s in match.group(1).split()]
+    assert any("beancount" in s for s in specs) and any("sandbox" in s for s in specs)
+    root = tmp_path / "venv"
+    python = str(root / "bin" / "python")
+    uv = _uv()
+    if uv is not None:
+        _must([*uv, "venv", "--quiet", "--python", sys.executable, str(root)])
+        _must([*uv, "pip", "install", "--quiet", "--python", python, *specs], cwd=ROOT)
+    else:
+        _must([sys.executable, "-m", "venv", str(root)])
+        _must([python, "-m", "pip", "install", "--quiet", *specs], cwd=ROOT)
+    env = FreshEnv(root, {})
+    work = tmp_path / "work"
+    work.mkdir()
+    done = env.run(env.cli, "init", "beancount", cwd=work)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checked = env.run(env.cli, "check", cwd=work)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines()[0] == "connector beancount: ok"
+    assert "would fail" not in checked.stdout

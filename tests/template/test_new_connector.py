@@ -85,6 +85,17 @@ def test_the_package_has_its_own_project_entry_point_and_test_dependency(generat
     assert (generated / "README.md").is_file() and (generated / ".gitignore").is_file()
 
 
+def test_the_package_has_project_urls_and_the_manifest_links_its_docs(generated: Path) -> None:
+    project = tomllib.loads((generated / "pyproject.toml").read_text(encoding="utf-8"))
+    urls = project["project"]["urls"]
+    assert set(urls) >= {"Homepage", "Documentation", "Repository", "Issues"}
+    assert all(url.startswith("https://") for url in urls.values())
+    connector = (
+        generated / "src" / "pleo_export_northwind_traders_erp" / "connector.py"
+    ).read_text(encoding="utf-8")
+    assert f'docs_url="{urls["Documentation"]}"' in connector
+
+
 def test_every_placeholder_is_filled(generated: Path) -> None:
     leftovers = [
         str(path.relative_to(generated))

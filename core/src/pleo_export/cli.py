@@ -792,6 +792,7 @@ def connectors_list(as_json: bool) -> None:
             "version": i.origin.version,
             "display_name": i.manifest.display_name if i.manifest else None,
             "capabilities": sorted(c.value for c in i.manifest.capabilities) if i.manifest else [],
+            "docs_url": i.manifest.docs_url if i.manifest else None,
             "error": i.failure,
         }
         for i in infos
@@ -816,6 +817,8 @@ def connectors_list(as_json: bool) -> None:
                 f"{row['name']}  {row['distribution']} {row['version']}  {row['display_name']}\n"
                 f"    capabilities: {caps}"
             )
+            if row["docs_url"]:
+                click.echo(f"    docs: {row['docs_url']}")
 
 
 @main.command("new-connector")

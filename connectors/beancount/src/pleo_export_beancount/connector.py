@@ -177,6 +177,7 @@ class BeancountConnector(Connector[BeancountSettings]):
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
         id="beancount",
         display_name="Beancount",
+        docs_url="https://github.com/pleo-export/pleo-export/blob/main/connectors/beancount/README.md",
         capabilities=frozenset(
             {
                 Capability.JOURNAL,

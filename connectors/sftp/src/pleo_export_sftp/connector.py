@@ -148,6 +148,7 @@ class SftpConnector(Connector[SftpSettings]):
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
         id="sftp",
         display_name="CSV files over SFTP",
+        docs_url="https://github.com/pleo-export/pleo-export/blob/main/docs/connectors/sftp.md",
         capabilities=frozenset(
             {
                 Capability.JOURNAL,

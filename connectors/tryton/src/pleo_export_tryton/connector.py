@@ -189,6 +189,7 @@ class TrytonConnector(Connector[TrytonSettings]):
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
         id="tryton",
         display_name="Tryton",
+        docs_url="https://github.com/pleo-export/pleo-export/blob/main/docs/connectors/tryton.md",
         capabilities=frozenset(
             {
                 Capability.JOURNAL,
