@@ -56,6 +56,7 @@ from pleo_export_sftp.storage import (
     Problem,
     SftpStorage,
     Storage,
+    match_known_hosts,
 )
 
 MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
@@ -196,7 +197,7 @@ class SftpConnector(Connector[SftpSettings]):
                 "the server's administrator gives you)",
             ) from error
         address = s.host if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", s.host) else ""
-        host_keys, ca_keys, *_ = known.match(s.host, address, s.port)
+        host_keys, ca_keys, *_ = match_known_hosts(known, s.host, address, s.port)
         if not host_keys and not ca_keys:
             pattern = s.host if s.port == 22 else f"[{s.host}]:{s.port}"
             raise JobRejected(

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from pleo_export.connector import ItemRejected
 from pleo_export.ledger import EntryKind, PostingPlan, ResolvedEntry, ResolvedPosting, Role
 from pleo_export.money import format_minor
+from pleo_export.pleo.models import ExportJobItemFailureReasonType
 
 if TYPE_CHECKING:
     from pleo_export_sftp.settings import SftpSettings
@@ -49,7 +51,8 @@ COLUMNS: dict[str, str] = {
     "tax_rate": "tax rate as a fraction (`0.2` is 20 %)",
     "tax_type": "`inclusive`, `exclusive` or `reverse`",
     "tax_amount": "on an expense row: the VAT of the same line (signed like `amount`)",
-    "dimensions": "the line's tags as `GROUP:CODE`, separated by `|`",
+    "dimensions": "the line's tags as `GROUP:CODE`, separated by `|` (`%`, `|` and `:` inside "
+    "a group or code are written `%25`, `%7C`, `%3A`)",
     "vendor": "vendor (or supplier) name",
     "vendor_code": "vendor code in the accounting system",
     "vendor_external_id": "vendor external id",
@@ -92,12 +95,29 @@ NUMERIC_COLUMNS = frozenset(
 
 # --- safe names and cells ----------------------------------------------------------------------
 
+MAX_CELL = 32_767
+"""The most characters a cell holds: a spreadsheet cell's limit, well below the 131,072 at
+which Python's (and so the package's own) CSV reader refuses a file."""
+FREE_TEXT_COLUMNS = frozenset({"narration", "note", "vendor", "account_name"})
+"""Columns whose text is cut to :data:`MAX_CELL` (ending in ``…``); a longer cell in any other
+column fails the item, since cutting it would change what it identifies."""
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9_-]+")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _PLAIN_NUMBER = re.compile(r"^-?[0-9]+(?:[.,][0-9]+)?$")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# C0 and C1 control characters (tab stays; line breaks are handled above).
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Bidirectional marks, embeddings, overrides and isolates ("Trojan Source"): dropped, so a
+# cell reads in the order it is stored.
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# What a reader does not see before the first visible character: white space, zero-width and
+# other format characters. A formula behind them is still a formula to some spreadsheets.
+_INVISIBLE_LEAD = re.compile(
+    r"^[\s\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2060-\u2064"
+    r"\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]*"
+)
 
 
 def is_safe_name(name: str) -> bool:
@@ -120,15 +140,38 @@ def safe_component(text: str, *, limit: int = 64, fallback: str = "x") -> str:
 def neutralise(cell: str) -> str:
     """A cell a spreadsheet will show as text.
 
-    Line breaks and control characters become spaces; a cell that starts with ``=``, ``+``,
-    ``-`` or ``@`` (or a tab), also after spaces, gets a leading apostrophe, unless it is a
-    plain number such as ``-12.50``, which a spreadsheet reads as a number, never a formula.
+    Line breaks and C0/C1 control characters become spaces and bidi controls are dropped; a
+    cell that starts with ``=``, ``+``, ``-`` or ``@`` (or a tab), also after spaces or
+    invisible characters (zero-width space, byte-order mark, word joiner, ...), gets a leading
+    apostrophe, unless it is a plain number such as ``-12.50``, which a spreadsheet reads as a
+    number, never a formula.
     """
-    text = _CONTROL.sub(" ", _LINE_BREAKS.sub(" ", cell))
-    # Leading spaces do not stop every spreadsheet from reading a formula.
-    if text.lstrip(" ").startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
+    text = _BIDI.sub("", _CONTROL.sub(" ", _LINE_BREAKS.sub(" ", cell)))
+    lead = _INVISIBLE_LEAD.match(text)
+    visible = text[lead.end() :] if lead else text
+    if visible.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
         return "'" + text
     return text
+
+
+def escape_tag_part(text: str) -> str:
+    """A tag group or code as written in ``dimensions`` and ``tag:`` cells: ``%``, ``|`` and
+    ``:`` are percent-encoded (``%25``, ``%7C``, ``%3A``), so the separators stay separators.
+    :func:`pleo_export_sftp.reader.parse_dimensions` reverses it."""
+    return text.replace("%", "%25").replace("|", "%7C").replace(":", "%3A")
+
+
+def fit_cell(column: str, text: str) -> str:
+    """``text`` within :data:`MAX_CELL` characters: free text is cut, anything else refused."""
+    if len(text) <= MAX_CELL:
+        return text
+    if column in FREE_TEXT_COLUMNS:
+        return text[: MAX_CELL - 1] + "…"
+    raise ItemRejected(
+        ExportJobItemFailureReasonType.VALIDATION_FAILURE,
+        f"the {column} column would hold {len(text)} characters, more than the {MAX_CELL} a "
+        "spreadsheet cell holds: shorten the text it comes from in Pleo (tags, codes, ids)",
+    )
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -200,14 +243,16 @@ def item_rows(
                 if invoice is not None and entry.kind is not EntryKind.JOURNAL
                 else ""
             ) or ""
-            rows.append([neutralise(_cell(values, column, posting)) for column in columns])
+            rows.append(
+                [fit_cell(column, neutralise(_cell(values, column, posting))) for column in columns]
+            )
     return rows
 
 
 def _cell(values: Mapping[str, str], column: str, posting: ResolvedPosting) -> str:
     if column.startswith(TAG_COLUMN_PREFIX):
         group = column[len(TAG_COLUMN_PREFIX) :]
-        return "|".join(t.code for t in posting.tags if t.group_code == group)
+        return "|".join(escape_tag_part(t.code) for t in posting.tags if t.group_code == group)
     return values.get(column, "")
 
 
@@ -247,7 +292,9 @@ def _values(
         "tax_rate": _rate(posting.tax_rate, sep) if posting.tax_rate is not None else "",
         "tax_type": posting.tax_type or "",
         "tax_amount": "",
-        "dimensions": "|".join(f"{t.group_code}:{t.code}" for t in posting.tags),
+        "dimensions": "|".join(
+            f"{escape_tag_part(t.group_code)}:{escape_tag_part(t.code)}" for t in posting.tags
+        ),
         "narration": entry.narration,
         "note": item.note or "",
         "reconciliation_id": plan.reconciliation_id,

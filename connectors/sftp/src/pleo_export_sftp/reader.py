@@ -10,6 +10,7 @@ import csv
 import io
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import unquote
 
 from pleo_export.money import decimals
 from pleo_export_sftp.settings import SftpSettings
@@ -41,6 +42,25 @@ def read_rows(data: bytes, settings: SftpSettings) -> list[dict[str, str]]:
             raise ValueError(f"row {number} has {len(row)} cells, expected {len(columns)}")
         result.append(dict(zip(columns, row, strict=True)))
     return result
+
+
+def parse_dimensions(cell: str, *, group: str | None = None) -> list[tuple[str, str]]:
+    """The ``(group, code)`` tags of a ``dimensions`` cell (``DEPT:SALES|PROJ:A%7CB``), or of a
+    ``tag:<group>`` cell when ``group`` is given (codes only, separated by ``|``)."""
+    if cell.startswith("'"):  # neutralised: the apostrophe is not part of the value
+        cell = cell[1:]
+    if not cell:
+        return []
+    tags = []
+    for part in cell.split("|"):
+        if group is not None:
+            tags.append((group, unquote(part)))
+            continue
+        group_code, separator, code = part.partition(":")
+        if not separator:
+            raise ValueError(f"dimension {part!r} is not GROUP:CODE")
+        tags.append((unquote(group_code), unquote(code)))
+    return tags
 
 
 def parse_minor(text: str, currency: str, settings: SftpSettings) -> int:

@@ -249,6 +249,31 @@ _LOST = (
 )
 
 
+KnownHostsMatch = tuple[Any, ...]
+"""What :meth:`asyncssh.SSHKnownHosts.match` returns: host keys, CA keys, revoked keys, ..."""
+
+
+def match_known_hosts(
+    known: asyncssh.SSHKnownHosts, host: str, addr: str, port: int | None
+) -> KnownHostsMatch:
+    """The known_hosts entries for ``host`` (at ``addr``) on ``port``, as OpenSSH reads them.
+
+    On port 22 (or ``None``) entries name the bare host or address. On any other port only
+    ``[host]:port`` (or ``[addr]:port``) entries count: asyncssh falls back to the bare host
+    when none matches, so an entry for the SSH server on port 22 of the same machine would
+    vouch for whatever listens on another port. Revoked keys count from both forms.
+    """
+    if port is None or port == 22:
+        return tuple(known.match(host, addr, None))
+    found = [list(part) for part in known.match(f"[{host}]:{port}", "", None)]
+    if addr and addr != host:
+        for index, part in enumerate(known.match(f"[{addr}]:{port}", "", None)):
+            found[index].extend(part)
+    bare = known.match(host, addr if addr else "", None)
+    found[2].extend(bare[2])  # @revoked entries for the bare host still revoke
+    return tuple(found)
+
+
 class SftpStorage(Storage):
     """A directory on an SFTP server.
 
@@ -298,9 +323,16 @@ class SftpStorage(Storage):
 
     async def _open(self) -> asyncssh.SFTPClient:
         s = self.settings
+        try:
+            known = await anyio.to_thread.run_sync(asyncssh.read_known_hosts, str(s.known_hosts))
+        except (OSError, ValueError) as error:
+            raise DeliveryError(
+                Problem.CONFIGURATION, f"known_hosts {s.known_hosts} cannot be read ({error})"
+            ) from error
         options: dict[str, Any] = {
             "username": s.username,
-            "known_hosts": str(s.known_hosts),
+            # OpenSSH's rule, not asyncssh's fallback: see match_known_hosts.
+            "known_hosts": lambda host, addr, port: match_known_hosts(known, host, addr, port),
             "agent_path": None,
             "config": None,
             "client_keys": [str(s.private_key)] if s.private_key is not None else None,
