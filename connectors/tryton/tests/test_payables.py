@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from connectors.tryton.tests.tryton_items import item, line, vendor
+from connectors.tryton.tests.tryton_items import item, job, line, vendor
 from connectors.tryton.tests.tryton_support import Harness, record_id
+from pleo_export.bookkeeping import plan_item
 from pleo_export.connector import ItemRejected
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 
@@ -134,3 +135,23 @@ async def test_without_an_exchange_account_the_payment_fails_naming_both_places(
     assert "Currency Exchange Debit Account" in caught.value.message
     assert "exchange_loss_account" in caught.value.message
     assert await harness.count("account.move") == moves
+
+
+async def test_invoice_and_its_payment_in_one_batch(harness: Harness) -> None:
+    invoice = _foreign("invoice", 90000, 100000, "V2004", "EUR", "NW-3")
+    payment = _foreign("invoice_payment", 91000, 100000, "V2004", "EUR", "NW-3")
+    async with harness.connector(exchange_loss_account="7900") as connector:
+        the_job = job(vendor_based=True)
+        await connector.check(the_job)
+        prepared = [await connector.prepare(plan_item(i, the_job)) for i in (invoice, payment)]
+        invoice_record, payment_record = await connector.post_batch(prepared)
+    assert not isinstance(payment_record, ItemRejected)
+    assert await harness.move_lines(record_id(payment_record.external_id)[1]) == [
+        ("1990", D("-910.00"), None),
+        ("2100", D("900.00"), "V2004"),
+        ("7900", D("10.00"), None),
+    ]
+    assert not isinstance(invoice_record, ItemRejected)
+    row = await harness.read("account.invoice", record_id(invoice_record.external_id)[1], ["state"])
+    assert row["state"] == "paid"
+    assert (await _party(harness, "V2004"))["payable"] == 0

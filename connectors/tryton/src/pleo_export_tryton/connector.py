@@ -211,6 +211,10 @@ class TrytonConnector(Connector[TrytonSettings]):
         self._books: Books | None = None
         self._looked_up: OrderedDict[str, tuple[dict[int, _Found], bool]] = OrderedDict()
         """Recent lookups by reference, for the ``post_batch`` that follows them."""
+        self._prepared_invoices: dict[tuple[int, int, str], dict[str, tuple[int, int, str]]] = {}
+        """Invoices prepared in this run, by (party, payable account, invoice number) and
+        reference: their payable amount and supplier amount (debit positive) and currency. A
+        payment in the same batch settles against them before they are in Tryton."""
         self.log: logging.Logger = context.logger
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -454,6 +458,7 @@ class TrytonConnector(Connector[TrytonSettings]):
                     ),
                 )
             )
+        self._remember_invoice(plan, party, payable_account)
         payload = replace(self._payload(plan, parts, party), payable_account=payable_account)
         return PreparedEntry(
             plan=plan,
@@ -733,6 +738,40 @@ class TrytonConnector(Connector[TrytonSettings]):
             )
         return settle_payment(plan, booked)
 
+    def _remember_invoice(
+        self, plan: PostingPlan, party: Party | None, account: int | None
+    ) -> None:
+        """Keep the payable postings of an item that names an invoice (see ``__init__``)."""
+        number = _invoice_number(plan)
+        if party is None or number is None or account is None:
+            return
+        for entry in plan.entries:  # payments too: what stays open is what counts
+            for p in entry.postings:
+                if p.account.role is not Role.ACCOUNTS_PAYABLE or not p.supplier_currency:
+                    continue
+                supplier = p.amount if p.supplier_amount is None else p.supplier_amount
+                key = (party.id, account, number)
+                known = self._prepared_invoices.setdefault(key, {})
+                amount, supplier_sum, _ = known.get(plan.reference, (0, 0, p.supplier_currency))
+                known[plan.reference] = (
+                    amount + p.amount,
+                    supplier_sum + supplier,
+                    p.supplier_currency,
+                )
+
+    def _prepared_invoice(
+        self, party: Party, account: Account, request: SettlementRequest
+    ) -> BookedInvoice | None:
+        """What the invoices prepared in this run (not in Tryton yet) put on the account."""
+        known = self._prepared_invoices.get((party.id, account.id, request.invoice_number), {})
+        if not known or any(c != request.supplier_currency for _, _, c in known.values()):
+            return None
+        return BookedInvoice(
+            amount=-sum(a for a, _, _ in known.values()),
+            supplier_amount=-sum(s for _, s, _ in known.values()),
+            supplier_currency=request.supplier_currency,
+        )
+
     async def _booked_invoice(
         self, party: Party, account: Account, request: SettlementRequest
     ) -> BookedInvoice | None:
@@ -784,7 +823,7 @@ class TrytonConnector(Connector[TrytonSettings]):
             ["debit", "credit", "second_currency", "amount_second_currency", "move.origin"],
         )
         if not rows:
-            return None
+            return self._prepared_invoice(party, account, request)
         digits = books.company.digits
         supplier_digits = decimals(request.supplier_currency)
         amount = Decimal(0)
