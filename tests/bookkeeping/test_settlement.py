@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pleo_export.bookkeeping import plan_item
 from pleo_export.ledger import Role
@@ -128,3 +130,27 @@ def test_an_invoice_in_another_currency_or_already_paid_is_left_alone() -> None:
     assert settle_payment(plan, booked(0, 0)) is plan
     assert settle_payment(plan, None) is plan
     assert settle_payment(plan, booked(87000)) is plan  # the same rate: nothing to book
+
+
+@given(
+    invoice_wallet=st.integers(1, 10**9),
+    parts=st.lists(st.tuples(st.integers(1, 10**7), st.integers(1, 10**9)), min_size=1, max_size=6),
+)
+def test_paying_an_invoice_in_parts_at_any_rates_leaves_nothing_open(
+    invoice_wallet: int, parts: list[tuple[int, int]]
+) -> None:
+    # parts: (supplier amount, wallet amount) of each payment; together they pay the invoice.
+    invoice_supplier = sum(supplier for supplier, _ in parts)
+    open_wallet, open_supplier = invoice_wallet, invoice_supplier
+    for supplier, wallet in parts:
+        plan = settle_payment(
+            plan_item(payment(wallet, supplier), JOB),
+            booked(open_wallet, open_supplier),
+        )
+        (entry,) = plan.entries
+        assert entry.balance == 0
+        (payable,) = [p for p in entry.postings if p.account.role is Role.ACCOUNTS_PAYABLE]
+        open_wallet -= payable.amount
+        open_supplier -= payable.supplier_amount or 0
+        assert open_supplier >= 0
+    assert (open_wallet, open_supplier) == (0, 0)

@@ -80,3 +80,14 @@ async def test_role_account_closed(harness, make):
     assert "rounding_account = Expenses:Rounding (rounding) was closed on 2020-01-01" in (
         caught.value.message
     )
+
+
+async def test_an_exchange_account_that_is_set_must_be_open(harness, make):
+    harness.overrides = {"exchange_loss_account": "Expenses:ExchangeLosses"}
+    connector = await harness.connector()
+    with pytest.raises(JobRejected) as caught:
+        await connector.check(make.job())
+    assert "exchange_loss_account = Expenses:ExchangeLosses is not opened" in caught.value.message
+    harness.overrides = {}  # unset: no account needed until a payment needs one
+    connector = await harness.connector()
+    await connector.check(make.job())

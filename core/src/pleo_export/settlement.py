@@ -128,8 +128,8 @@ def settlement(request: SettlementRequest, booked: BookedInvoice) -> Settlement 
     """
     if booked.supplier_currency != request.supplier_currency:
         return None
-    if booked.amount <= 0 or booked.supplier_amount <= 0:
-        return None
+    if booked.amount < 0 or booked.supplier_amount <= 0:
+        return None  # nothing owed in the supplier's currency (0 in the wallet's may be left)
     paid, open_supplier = request.supplier_amount, booked.supplier_amount
     if paid == open_supplier:
         settled = booked.amount
