@@ -84,13 +84,20 @@ class Context:
         log_file = settings.log.file
         if log_file is not None and not log_file.is_absolute():
             log_file = settings.config_dir / log_file
-        logs.configure(
-            level=level,
-            fmt=fmt,
-            file=log_file,
-            rotate_bytes=settings.log.rotate_bytes,
-            backups=settings.log.backups,
-        )
+        try:
+            logs.configure(
+                level=level,
+                fmt=fmt,
+                file=log_file,
+                rotate_bytes=settings.log.rotate_bytes,
+                backups=settings.log.backups,
+            )
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigError(
+                f"log.file {log_file}: cannot be created or opened ({reason}): name a file in a "
+                "folder pleo-export may write to, or leave log.file unset to log to stderr"
+            ) from None
         return settings
 
 
@@ -446,7 +453,14 @@ async def _run_async(
         open_session(
             settings, dry_run=dry_run, progress=progress, options=options, companies=companies
         ) as s,
-        receiver(hook.listen if watch else None, hook.secret, hook.path) as wakeups,
+        receiver(
+            hook.listen if watch else None,
+            hook.secret,
+            hook.path,
+            max_body_bytes=hook.max_body_bytes,
+            read_timeout=hook.read_timeout,
+            max_connections=hook.max_connections,
+        ) as wakeups,
     ):
         runner = s.worker if s.worker is not None else s.engine
         last_idle: tuple[list[str], dict[str, int]] | None = None

@@ -8,6 +8,7 @@ The full reference is ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,6 +27,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -160,6 +162,14 @@ class StateSettings(_Section):
     url: str = "sqlite:///pleo-export-state.db"
     """Where the engine keeps its outbox; relative SQLite paths are relative to the config file."""
 
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        from pleo_export.state import open_store
+
+        open_store(value)  # parses only: a ValueError names the problem (password hidden)
+        return value
+
 
 class ConnectorSelection(_Section):
     name: str | None = None
@@ -228,6 +238,46 @@ class WebhookSettings(_Section):
     path: str = "/pleo/webhooks"
     secret: SecretStr | None = None
     """The subscription's ``whsec_...`` signing secret (``GET /v1/subscriptions/{id}/secret``)."""
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    """Largest delivery body accepted; larger ones are refused (413) without being read."""
+    read_timeout: float = Field(10.0, gt=0, le=300)
+    """Seconds a connection has to deliver its whole request before it is closed."""
+    max_connections: int = Field(64, ge=1, le=10_000)
+    """Connections served at once; further ones are answered 503 and closed at once."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            from pleo_export.webhooks import parse_listen
+
+            try:
+                parse_listen(value)
+            except ValueError as error:
+                raise ValueError(str(error).removeprefix("webhooks.listen ")) from None
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value):
+            raise ValueError(
+                "must be a URL path starting with '/' and without spaces, '?' or '#', "
+                "e.g. /pleo/webhooks"
+            )
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _subscription_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from pleo_export.webhooks import WebhookError, decode_secret
+
+            try:
+                decode_secret(value)
+            except WebhookError as error:
+                raise ValueError(str(error).removeprefix("webhooks.secret ")) from None
+        return value
 
     @model_validator(mode="after")
     def _secret_with_listen(self) -> WebhookSettings:
@@ -248,6 +298,16 @@ class LogSettings(_Section):
     outside tool such as logrotate may move it: it is reopened)."""
     backups: int = Field(5, ge=0, le=1000)
     """Rotated files kept (``file.1`` newest ... ``file.<backups>``)."""
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _names_a_file(cls, value: Any) -> Any:
+        if isinstance(value, str | Path) and str(value).strip() in ("", "."):
+            raise ValueError(
+                "is empty: name a log file such as pleo-export.log, or leave log.file unset to "
+                "log to stderr"
+            )
+        return value
 
 
 class Settings(BaseSettings):
@@ -325,9 +385,33 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as error:
         where = f" in {path}" if path else ""
         raise ConfigError(_describe(f"invalid configuration{where}:", error.errors())) from None
+    except SettingsError:
+        raise ConfigError(_describe_environment_error()) from None
     except ValueError as error:  # TOML syntax errors
         raise ConfigError(f"cannot read configuration file {path}: {error}") from None
     return loaded
+
+
+def _describe_environment_error() -> str:
+    """Name the ``PLEO_EXPORT_*`` variables whose value is meant as JSON but is not."""
+    broken = []
+    for name, value in sorted(os.environ.items()):
+        if not name.upper().startswith("PLEO_EXPORT_") or not value.strip():
+            continue
+        if value.lstrip()[0] in "[{":
+            try:
+                json.loads(value)
+            except ValueError:
+                broken.append(name)
+    if broken:
+        return (
+            f"environment variable {', '.join(broken)} is not valid JSON: lists and tables "
+            'are written as JSON there, e.g. PLEO_EXPORT_PLEO__COMPANY_IDS=\'["id-1", "id-2"]\''
+        )
+    return (
+        "a PLEO_EXPORT_* environment variable for a list or table setting is not valid JSON: "
+        "write lists and tables as JSON, e.g. PLEO_EXPORT_PLEO__COMPANY_IDS='[\"id-1\"]'"
+    )
 
 
 def connector_settings(
@@ -352,11 +436,14 @@ def connector_settings(
 
 
 def _describe(head: str, errors: list[Any]) -> str:
-    lines = [head]
+    """One line for one problem (naming the setting), else a line per problem."""
+    lines = []
     for error in errors:
         location = ".".join(str(part) for part in error.get("loc", ())) or "(root)"
-        message = error.get("msg", "invalid")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "unknown setting (check the spelling; see docs/configuration.md)"
-        lines.append(f"  - {location}: {message}")
-    return "\n".join(lines)
+        lines.append(f"{location}: {message}")
+    if len(lines) == 1:
+        return f"{head} {lines[0]}"
+    return "\n".join([head, *(f"  - {line}" for line in lines)])

@@ -12,6 +12,7 @@ whichever form a message quotes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -121,6 +122,33 @@ def _short(value: Any) -> str:
     return json.dumps(text) if (" " in text or not text) else text
 
 
+class _ReportOnce(logging.FileHandler):
+    """A log file that reports its first write failure (a full disk, ``/dev/full``) in one line
+    on stderr and then drops lines quietly, instead of a traceback for every line."""
+
+    _reported = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self._reported:
+            return
+        self._reported = True
+        error = sys.exc_info()[1]
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        with contextlib.suppress(OSError):  # stderr may be gone too
+            sys.stderr.write(
+                f"pleo-export: cannot write to the log file {self.baseFilename}: {reason}; "
+                "log lines are dropped from now on\n"
+            )
+
+
+class _RotatingFileHandler(_ReportOnce, logging.handlers.RotatingFileHandler):
+    pass
+
+
+class _WatchedFileHandler(_ReportOnce, logging.handlers.WatchedFileHandler):
+    pass
+
+
 def configure(
     level: str = "warning",
     fmt: str = "text",
@@ -134,16 +162,21 @@ def configure(
 
     A ``file`` is rotated when it would grow past ``rotate_bytes`` (keeping ``backups`` old
     files, ``file.1`` newest); with ``rotate_bytes=0`` it is never rotated here but reopened
-    when an outside tool (logrotate) has moved it away."""
+    when an outside tool (logrotate) has moved it away. If writing fails later (a full disk,
+    ``/dev/full``), one line on stderr says so and further lines are dropped.
+
+    Raises:
+        OSError: ``file`` or its folder cannot be created or opened for appending.
+    """
     handler: logging.Handler
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         if rotate_bytes > 0:
-            handler = logging.handlers.RotatingFileHandler(
+            handler = _RotatingFileHandler(
                 file, maxBytes=rotate_bytes, backupCount=backups, encoding="utf-8"
             )
         else:
-            handler = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+            handler = _WatchedFileHandler(file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
