@@ -265,3 +265,67 @@ def test_the_summary_groups_failures_and_names_the_ledger_once(
     assert all(f"      {entry_id}" in verbose.stdout for entry_id in failed)
     groups = [g for job in report["jobs"] for g in job["failure_groups"]]
     assert sum(g["items"] for g in groups) == len(failed)
+
+
+# ----------------------------------------------------------------------------- naming mistakes
+
+
+def test_an_unknown_connector_name_suggests_the_installed_one(tmp_path: Path) -> None:
+    (tmp_path / "pleo-export.toml").write_text(
+        '[pleo]\nbase_url = "sandbox"\n\n[connector]\nname = "beancont"\n', encoding="utf-8"
+    )
+    result = pleo_export("check", cwd=tmp_path)
+    assert result.returncode == ExitCode.CONFIG
+    assert "did you mean 'beancount'?" in result.stderr, result.stderr
+    assert "pip install" not in result.stderr
+
+
+def test_an_environment_variable_typo_names_the_variable(demo_config: Path, tmp_path: Path) -> None:
+    bad_value = pleo_export(
+        "--config",
+        str(demo_config),
+        "check",
+        cwd=tmp_path,
+        env={"PLEO_EXPORT_ENGINE__POLL_INTERVAL": "soon"},
+    )
+    assert bad_value.returncode == ExitCode.CONFIG
+    assert "invalid environment variable:" in bad_value.stderr
+    assert "PLEO_EXPORT_ENGINE__POLL_INTERVAL (engine.poll_interval)" in bad_value.stderr
+    assert str(demo_config) not in bad_value.stderr
+
+    bad_key = pleo_export(
+        "--config",
+        str(demo_config),
+        "check",
+        cwd=tmp_path,
+        env={"PLEO_EXPORT_ENGINE__POLL_INTERVL": "5"},
+    )
+    assert bad_key.returncode == ExitCode.CONFIG
+    assert "PLEO_EXPORT_ENGINE__POLL_INTERVL (engine.poll_intervl): unknown setting" in (
+        bad_key.stderr
+    )
+
+    bad_section = pleo_export(
+        "--config",
+        str(demo_config),
+        "check",
+        cwd=tmp_path,
+        env={"PLEO_EXPORT_PLOE__API_KEY": "k"},
+    )
+    assert bad_section.returncode == ExitCode.CONFIG
+    assert "environment variable PLEO_EXPORT_PLOE__API_KEY" in bad_section.stderr
+    assert "did you mean PLEO_EXPORT_PLEO__API_KEY?" in bad_section.stderr
+
+
+def test_an_unknown_connector_variable_is_reported(demo_config: Path, tmp_path: Path) -> None:
+    result = pleo_export(
+        "--config",
+        str(demo_config),
+        "check",
+        cwd=tmp_path,
+        env={"PLEO_EXPORT_BEANCOUNT_LEDGR": "elsewhere.beancount"},
+    )
+    assert "PLEO_EXPORT_BEANCOUNT_LEDGR is not a setting of connector 'beancount'" in (
+        result.stderr
+    )
+    assert "did you mean PLEO_EXPORT_BEANCOUNT_LEDGER?" in result.stderr

@@ -177,8 +177,18 @@ def test_missing_connector_says_how_to_install_one(site: Path) -> None:
     with pytest.raises(ConnectorNotFound) as caught:
         PluginHost(load_entry_points=False).load_connector("xero")
     message = str(caught.value)
-    assert "pip install pleo-export-xero" in message
+    # The name may be a typo: no install command for it, but what to check and do.
+    assert "pip install" not in message
+    assert "install the package of the connector you want" in message
     assert "beancount" in message  # what is installed is listed
+
+
+def test_a_misspelt_connector_gets_a_did_you_mean(site: Path) -> None:
+    with pytest.raises(ConnectorNotFound) as caught:
+        PluginHost(load_entry_points=False).load_connector("beancont")
+    message = str(caught.value)
+    assert "did you mean 'beancount'?" in message
+    assert "pip install" not in message
 
 
 def test_connector_manifest_must_match_entry_point_and_contract(site: Path) -> None:

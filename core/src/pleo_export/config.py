@@ -9,6 +9,7 @@ The full reference is ``docs/configuration.md``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -32,6 +33,8 @@ from pydantic_settings import (
 )
 
 from pleo_export.connector import ConnectorManifest, ConnectorSettings, describe_settings_error
+
+log = logging.getLogger("pleo_export.config")
 
 DEFAULT_CONFIG_FILE = "pleo-export.toml"
 SANDBOX = "sandbox"
@@ -380,11 +383,16 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         toml_file = path
 
     config_dir = path.parent.resolve() if path is not None else Path.cwd()
+    _check_section_variables()
     try:
         loaded = _FileSettings(**overrides, config_dir=config_dir)
     except ValidationError as error:
-        where = f" in {path}" if path else ""
-        raise ConfigError(_describe(f"invalid configuration{where}:", error.errors())) from None
+        errors = list(error.errors())
+        if all(_env_variable(e.get("loc", ())) for e in errors):
+            head = "invalid environment variable" + ("s:" if len(errors) > 1 else ":")
+        else:
+            head = f"invalid configuration in {path}:" if path else "invalid configuration:"
+        raise ConfigError(_describe(head, errors)) from None
     except SettingsError:
         raise ConfigError(_describe_environment_error()) from None
     except ValueError as error:  # TOML syntax errors
@@ -423,10 +431,15 @@ def connector_settings(
     """
     model = manifest.settings_model
     prefix = f"PLEO_EXPORT_{manifest.id.upper().replace('-', '_')}_"
+    for problem in unknown_connector_variables(manifest.id, model):
+        # Reported, not fatal: test harnesses and other tools also use this prefix.
+        log.warning(problem, extra={"event": "config.unknown_variable"})
     try:
         settings = model(_env_prefix=prefix, **values)
     except ValidationError as error:
-        raise ConfigError(describe_settings_error(manifest.id, list(error.errors()))) from None
+        raise ConfigError(
+            describe_settings_error(manifest.id, list(error.errors()), env_prefix=prefix)
+        ) from None
     updates: dict[str, Any] = {}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
@@ -443,7 +456,70 @@ def _describe(head: str, errors: list[Any]) -> str:
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "unknown setting (check the spelling; see docs/configuration.md)"
+        variable = _env_variable(error.get("loc", ()))
+        if variable is not None:
+            location = f"{variable} ({location})"
         lines.append(f"{location}: {message}")
     if len(lines) == 1:
         return f"{head} {lines[0]}"
     return "\n".join([head, *(f"  - {line}" for line in lines)])
+
+
+ENV_PREFIX = "PLEO_EXPORT_"
+
+
+def _env_variable(loc: Any) -> str | None:
+    """The environment variable that set the setting at ``loc``, if one is set."""
+    parts = [str(part) for part in loc or () if not isinstance(part, int)]
+    if not parts:
+        return None
+    wanted = ENV_PREFIX + "__".join(parts).upper()
+    for name in os.environ:
+        if name.upper() == wanted:
+            return name
+    return None
+
+
+def _check_section_variables() -> None:
+    """A ``PLEO_EXPORT_<SECTION>__<KEY>`` variable whose section does not exist is an error
+    naming the variable (pydantic-settings would ignore it silently). Connector variables
+    (``PLEO_EXPORT_<CONNECTOR>_<FIELD>``) are checked by :func:`connector_settings`."""
+    import difflib
+
+    sections = sorted(name for name in Settings.model_fields if name != "config_dir")
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        head, nested, _ = rest.partition("__")
+        if not nested or "_" in head or not head or head.lower() in sections:
+            continue
+        close = difflib.get_close_matches(head.lower(), sections, n=1)
+        hint = (
+            f"did you mean {ENV_PREFIX}{close[0].upper()}__{rest.partition('__')[2]}?"
+            if close
+            else f"the sections are {', '.join(sections)}"
+        )
+        raise ConfigError(
+            f"environment variable {name}: there is no [{head.lower()}] section; {hint}"
+        )
+
+
+def unknown_connector_variables(connector_id: str, model: type[BaseModel]) -> list[str]:
+    """``PLEO_EXPORT_<CONNECTOR>_*`` variables that name no field of the connector's
+    settings (pydantic-settings would ignore them), each with what was probably meant."""
+    import difflib
+
+    prefix = f"{ENV_PREFIX}{connector_id.upper().replace('-', '_')}_"
+    fields = sorted(model.model_fields)
+    found: list[str] = []
+    for name in sorted(os.environ):
+        if not name.upper().startswith(prefix):
+            continue
+        field = name[len(prefix) :].partition("__")[0].lower()
+        if field in fields:
+            continue
+        close = difflib.get_close_matches(field, fields, n=1)
+        hint = f"did you mean {prefix}{close[0].upper()}?" if close else "it is ignored"
+        found.append(f"{name} is not a setting of connector {connector_id!r}; {hint}")
+    return found

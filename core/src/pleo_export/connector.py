@@ -303,10 +303,21 @@ class Connector(abc.ABC, Generic[SettingsT]):
         return None
 
 
-def describe_settings_error(connector_id: str, errors: Sequence[Mapping[str, Any]]) -> str:
-    """A readable message for pydantic validation errors, naming fields but never values."""
+def describe_settings_error(
+    connector_id: str, errors: Sequence[Mapping[str, Any]], *, env_prefix: str | None = None
+) -> str:
+    """A readable message for pydantic validation errors, naming fields but never values.
+
+    With ``env_prefix``, a field set by an environment variable is named by that variable."""
+    import os
+
     lines = [f"invalid settings for connector {connector_id!r}:"]
     for error in errors:
-        location = ".".join(str(part) for part in error.get("loc", ())) or "(settings)"
+        loc = [str(part) for part in error.get("loc", ())]
+        location = ".".join(loc) or "(settings)"
+        if env_prefix and loc:
+            variable = (env_prefix + "__".join(loc)).upper()
+            if any(name.upper() == variable for name in os.environ):
+                location = f"{variable} ({location})"
         lines.append(f"  - {location}: {error.get('msg', 'invalid')}")
     return "\n".join(lines)

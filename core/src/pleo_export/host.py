@@ -272,14 +272,7 @@ class PluginHost:
         eps = [ep for ep in _entry_points(CONNECTORS_GROUP) if ep.name == name]
         _check_conflicts(CONNECTORS_GROUP, eps)
         if not eps:
-            installed = sorted({ep.name for ep in _entry_points(CONNECTORS_GROUP)})
-            available = ", ".join(installed) if installed else "none"
-            raise ConnectorNotFound(
-                f"connector {name!r} is not installed (installed connectors: {available}). "
-                f"Install it next to pleo-export, e.g. `pip install pleo-export-{name}`, "
-                "or choose another with `connector.name` in the configuration; "
-                "`pleo-export connectors list` shows what is installed"
-            )
+            raise ConnectorNotFound(_not_installed(name))
         origin = _origin(eps[0])
         errors: list[str] = []
 
@@ -382,3 +375,24 @@ __all__ = [
     "PluginHost",
     "PluginLoadFailed",
 ]
+
+
+def _not_installed(name: str) -> str:
+    """Why connector ``name`` cannot be used: a close installed name first ("did you mean"),
+    never an install command for what may be a typo."""
+    import difflib
+
+    installed = sorted({ep.name for ep in _entry_points(CONNECTORS_GROUP)})
+    available = ", ".join(installed) if installed else "none"
+    close = difflib.get_close_matches(name, installed, n=2, cutoff=0.6)
+    if close:
+        guess = " or ".join(repr(c) for c in close)
+        return (
+            f"connector {name!r} is not installed; did you mean {guess}? Set connector.name "
+            f"in the configuration (installed connectors: {available})"
+        )
+    return (
+        f"connector {name!r} is not installed (installed connectors: {available}). Check "
+        "connector.name in the configuration, or install the package of the connector you "
+        "want next to pleo-export; `pleo-export connectors list` shows what is installed"
+    )
