@@ -167,3 +167,56 @@ def test_the_example_exports_the_sandbox_and_posts_nothing_twice(env: Environmen
     assert second["totals"]["posted"] == 0
     assert second["totals"]["recovered"] == totals["posted"]
     assert books.read_text(encoding="utf-8") == text
+
+
+TUTORIAL = ROOT / "docs" / "tutorial-connector.md"
+JOB_ID = re.compile(r"^job [0-9a-f-]{36}:", re.MULTILINE)
+
+
+def _tutorial_blocks(heading: str) -> list[str]:
+    text = TUTORIAL.read_text(encoding="utf-8")
+    start = text.index(heading)
+    section = text[start : text.index("\n## ", start + len(heading))]
+    blocks: list[str] = []
+    fence: str | None = None  # the info string of the open block, "" for a plain one
+    body: list[str] = []
+    for line in section.splitlines():
+        if not line.startswith("```"):
+            body.append(line)
+        elif fence is None:
+            fence, body = line[3:].strip(), []
+        else:
+            if fence == "":
+                blocks.append("\n".join(body))
+            fence = None
+    return blocks
+
+
+def _in_order(shown: list[str], actual: list[str]) -> bool:
+    """Every line of ``shown`` except ``...`` appears in ``actual``, in the same order."""
+    lines = iter(actual)
+    return all(
+        any(line == candidate for candidate in lines) for line in shown if line.strip() != "..."
+    )
+
+
+def test_the_tutorial_shows_the_real_output_of_section_5(env: Environment, tmp_path: Path) -> None:
+    """Section 5's sample output is what the generated example really prints."""
+    example = tmp_path / "example"
+    shutil.copytree(env.package / "example", example)
+    for leftover in [example / "books" / "entries.jsonl", *example.glob("state.db*")]:
+        leftover.unlink(missing_ok=True)  # as generated: nothing exported yet
+    preview_block, summary_block = _tutorial_blocks("## 5. Export the sandbox with it")
+    cli = str(env.bin / "pleo-export")
+
+    preview = _run([cli, "run", "--dry-run"], example)
+    assert preview.returncode in (0, 1), preview.stderr
+    shown = preview_block.splitlines()
+    assert shown[0] == preview.stdout.splitlines()[0]
+    assert _in_order(shown, preview.stdout.splitlines()), preview.stdout[:3000]
+
+    assert _run([cli, "run", "--quiet"], example).returncode in (0, 1)
+    again = _run([cli, "run", "--quiet"], example)
+    assert again.returncode in (0, 1), again.stderr
+    printed = JOB_ID.sub("job <id>:", again.stdout).splitlines()
+    assert _in_order(summary_block.splitlines(), printed), again.stdout
