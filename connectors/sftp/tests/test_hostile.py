@@ -9,8 +9,11 @@ hledger through the shipped rules file.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,9 @@ from connectors.sftp.tests.helpers import (
     leftovers,
     listing,
     local_settings,
+    plans,
     published,
+    sandbox_items,
     unavailable,
 )
 from connectors.sftp.tests.test_hledger import balances
@@ -210,3 +215,53 @@ async def test_an_identifying_cell_too_long_for_a_spreadsheet_fails_the_item(
 
 _INVISIBLE = ("\u200b", "\ufeff", "\u2060", "\u00a0", " ")
 _BIDI = frozenset("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+# --- a full disk on the server ---------------------------------------------------------------
+
+
+@pytest.fixture
+def full_remote(tmp_path: Path) -> Iterator[Path]:
+    """``remote_dir`` on a 1 MB tmpfs (mounting needs root; skipped elsewhere, except in CI)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        unavailable("mounting a size-limited tmpfs needs root")
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        unavailable(f"cannot mount a tmpfs: {result.stderr.strip() or result.returncode}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+async def test_a_full_server_disk_stops_the_job_and_leaves_no_temporary_files(
+    sshd: SshServer, full_remote: Path, tmp_path: Path
+) -> None:
+    """Receipts of 60 items do not fit on the server's 1 MB disk: the batch fails with
+    ``integration_unusable`` (the job stops), and no temporary file is left behind."""
+    settings = sshd.settings(full_remote, batch_size=1)
+    the_plans = plans(sandbox_items(60, seed=5))
+    published_ok = 0
+    failure: JobRejected | None = None
+    async with Harness(settings, tmp_path).opened() as connector:
+        for plan in the_plans:
+            prepared = await connector.prepare(plan)
+            try:
+                (result,) = await connector.post_batch([prepared])
+            except JobRejected as error:
+                failure = error
+                break
+            assert isinstance(result, ExternalRecord), result
+            published_ok += 1
+    assert failure is not None
+    assert failure.reason_type is JobReason.INTEGRATION_UNUSABLE
+    assert "space" in failure.message
+    assert 0 < published_ok < len(the_plans)
+    assert leftovers(full_remote) == []

@@ -20,6 +20,7 @@ references in the batch, so publishing the same batch again replaces the same fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -42,7 +43,7 @@ from pleo_export_sftp.manifest import (
     parse_manifest,
 )
 from pleo_export_sftp.settings import SftpSettings
-from pleo_export_sftp.storage import DeliveryError, FileStat, Problem, Storage
+from pleo_export_sftp.storage import TRANSIENT, DeliveryError, FileStat, Problem, Storage
 
 TEMP_PREFIX = ".pleo-tmp-"
 """Every temporary name this connector uses starts with this; a reader ignores dot files."""
@@ -173,10 +174,35 @@ class Publisher:
 
     async def _save(self) -> None:
         name = self.settings.manifest_name
-        temporary = temp_name(name)
-        await self.storage.write(temporary, self._manifest.to_bytes())
-        await self.storage.replace(temporary, name)
+        await self._put(name, self._manifest.to_bytes())
         self._stamp = await self.storage.stat(name)
+
+    async def _write_temporary(self, temporary: str, data: bytes) -> None:
+        """Write a temporary file; if that fails (a full disk), remove what was written."""
+        try:
+            await self.storage.write(temporary, data)
+        except DeliveryError as error:
+            await self._discard(temporary, error)
+            raise
+
+    async def _put(self, name: str, data: bytes) -> None:
+        """Write ``name`` through a temporary file renamed into place; never leave the
+        temporary file behind when either step fails."""
+        temporary = temp_name(name)
+        await self._write_temporary(temporary, data)
+        try:
+            await self.storage.replace(temporary, name)
+        except DeliveryError as error:
+            await self._discard(temporary, error)
+            raise
+
+    async def _discard(self, temporary: str, error: DeliveryError) -> None:
+        """Remove ``temporary`` after ``error``, unless the connection is gone: then the next
+        run's repair removes it (reconnecting here would only compete with the retry)."""
+        if error.problem in TRANSIENT:
+            return
+        with contextlib.suppress(DeliveryError, OSError):
+            await self.storage.remove(temporary)
 
     async def _matches(self, name: str, digest: str) -> bool:
         key = (name, digest)
@@ -298,7 +324,7 @@ class Publisher:
             )
         data = encode(render_csv(rows, self.settings, header=True), self.settings)
         temporary = temp_name(name)
-        await self.storage.write(temporary, data)
+        await self._write_temporary(temporary, data)
         stat = await self.storage.stat(temporary)
         if stat is None or stat.size != len(data):
             await self.storage.remove(temporary)
@@ -372,9 +398,7 @@ class Publisher:
                 except ItemRejected as error:
                     rejected.setdefault(entry.reference, error)
                     return
-                temporary = temp_name(attachment.name)
-                await self.storage.write(temporary, content)
-                await self.storage.replace(temporary, attachment.name)
+                await self._put(attachment.name, content)
                 uploaded[attachment.name] = AttachmentRecord(
                     sha256=sha256(content), bytes=len(content), entry_id=entry.reference
                 )
