@@ -39,6 +39,7 @@ from pleo_export.pleo.models import ExportItemFile
 from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
 from pleo_export.pleo.oauth import OAuthInstallation
+from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.simulator import require_sandbox
 from pleo_export.state import open_store
 from pleo_export.state.base import StateStore
@@ -223,6 +224,7 @@ async def open_session(
         requests_per_minute=settings.pleo.requests_per_minute,
         page_size=settings.pleo.page_size,
         timeout=settings.pleo.timeout,
+        retry=RetryPolicy(max_attempts=settings.pleo.retry_attempts),
         download_timeout=settings.pleo.download_timeout,
         download_hosts=settings.pleo.receipt_hosts,
         transport=transport,

@@ -151,10 +151,23 @@ async def _cancel_on_sigterm(factory: Callable[[], Coroutine[Any, Any, T]]) -> T
     return outcome[0]
 
 
+def _unwrapped(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``anyio.run`` that raises the real error instead of an exception group wrapping it."""
+    from pleo_export.outage import sole_error
+
+    try:
+        return anyio.run(_cancel_on_sigterm, factory)
+    except BaseExceptionGroup as group:
+        error = sole_error(group)
+        if error is group:
+            raise
+        raise error from error.__cause__
+
+
 def _run(factory: Callable[[], Coroutine[Any, Any, T]], *, as_json: bool = False) -> T:
     """Run a coroutine, turning the expected failures into clear messages and exit codes."""
     try:
-        return anyio.run(_cancel_on_sigterm, factory)
+        return _unwrapped(factory)
     except ConfigError as error:
         _fail(str(error), EXIT_CONFIG, as_json=as_json, kind="configuration")
     except PluginError as error:
@@ -440,6 +453,7 @@ async def _run_async(
 ) -> int:
     from pleo_export.app import open_session
     from pleo_export.engine.runner import EngineOptions
+    from pleo_export.outage import OutageBackoff, pleo_outage
     from pleo_export.webhooks import receiver
 
     settings = obj.settings()
@@ -464,14 +478,44 @@ async def _run_async(
     ):
         runner = s.worker if s.worker is not None else s.engine
         last_idle: tuple[list[str], dict[str, int]] | None = None
+        outage = OutageBackoff(
+            first=min(settings.engine.poll_interval, 5.0),
+            cap=max(settings.engine.outage_backoff_max, min(settings.engine.poll_interval, 5.0)),
+        )
         while True:
-            if job_id:
-                job_report = await runner.run_job(job_id)
-                report = RunReport(jobs=[job_report] if job_report else [])
-                if job_report is None:
-                    report.skipped_jobs.append(job_id)
-            else:
-                report = await runner.run_pending(max_jobs=max_jobs)
+            try:
+                if job_id:
+                    job_report = await runner.run_job(job_id)
+                    report = RunReport(jobs=[job_report] if job_report else [])
+                    if job_report is None:
+                        report.skipped_jobs.append(job_id)
+                else:
+                    report = await runner.run_pending(max_jobs=max_jobs)
+            except Exception as error:
+                cause = pleo_outage(error) if watch else None
+                if cause is None:
+                    raise
+                # A service rides out the outage: log, back off, poll again. The job in hand
+                # resumes from the state store on the next round.
+                delay = outage.next_delay()
+                log.warning(
+                    "Pleo is unavailable; polling again in %.0f s: %s",
+                    delay,
+                    cause,
+                    extra={
+                        "event": "watch.pleo_unavailable",
+                        "failures": outage.failures,
+                        "retry_in": round(delay, 1),
+                    },
+                )
+                await wakeups.wait(delay)
+                continue
+            if outage.failures:
+                log.warning(
+                    "Pleo is reachable again",
+                    extra={"event": "watch.pleo_recovered", "failures": outage.failures},
+                )
+                outage.reset()
             elsewhere = s.worker.leased_elsewhere if s.worker is not None else []
             idle = (elsewhere, dict(report.waiting_elsewhere))
             if watch and not report.jobs and not report.skipped_jobs and idle == last_idle:

@@ -73,6 +73,9 @@ class PleoSettings(_Section):
     page_size: int = Field(1000, ge=1, le=10_000)
     timeout: float = Field(30.0, gt=0)
     """Seconds to wait for a connection and for each read from Pleo."""
+    retry_attempts: int = Field(8, ge=1, le=20)
+    """Attempts per request to Pleo when it answers 429 or 5xx or cannot be reached (the
+    first included), with exponential backoff from 0.5 s up to 30 s between them."""
     download_timeout: float = Field(120.0, gt=0)
     """Total seconds one receipt download may take, retries included (``timeout`` is per
     read, so a server trickling bytes would otherwise hold a download forever)."""
@@ -190,6 +193,9 @@ class PluginSettings(_Section):
 class EngineSettings(_Section):
     poll_interval: float = Field(60.0, gt=0)
     """Seconds between polls with ``run --watch``."""
+    outage_backoff_max: float = Field(300.0, ge=1, le=3600)
+    """Longest wait between polls of ``run --watch`` while Pleo is unavailable (the wait
+    starts at ``poll_interval`` or 5 s, whichever is shorter, and doubles, with jitter)."""
     report_interval: float = Field(30.0, gt=0)
     post_attempts: int = Field(4, ge=1, le=20)
     rounding_tolerance_per_line: int = Field(1, ge=0, le=100)

@@ -15,6 +15,8 @@ from typing import Any
 
 import anyio
 
+from pleo_export.outage import sole_error
+
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
     b"Retry-After: 5\r\n\r\n"
@@ -162,25 +164,9 @@ async def running_app(
         except BaseExceptionGroup as group:
             # The task group wraps what the caller's block raised; hand back the error itself
             # (a Pleo outage, a configuration error) rather than an ExceptionGroup.
-            sole = _sole_error(group)
+            sole = sole_error(group)
             if sole is group:
                 raise
             raise sole from sole.__cause__
     finally:
         sock.close()
-
-
-def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error of ``group`` (cancellations aside), else ``group`` itself."""
-    leaves: list[BaseException] = []
-
-    def walk(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                walk(inner)
-        else:
-            leaves.append(error)
-
-    walk(group)
-    real = [e for e in leaves if not isinstance(e, asyncio.CancelledError)] or leaves
-    return real[0] if len(real) == 1 else group
