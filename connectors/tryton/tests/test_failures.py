@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+from connectors.tryton.tests.tryton_items import job as planning_job
 from connectors.tryton.tests.tryton_items import line, vendor, wire_item
 from connectors.tryton.tests.tryton_server import TrytonServer, free_port
 from connectors.tryton.tests.tryton_support import (
@@ -27,6 +28,7 @@ from connectors.tryton.tests.tryton_support import (
     tryton_client,
     tryton_settings,
 )
+from pleo_export.bookkeeping import plan_item
 from pleo_export.engine.report import RunReport
 from pleo_export.pleo.models import ExportItem, ExportJobItemStatus
 from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE, Sandbox, SandboxConfig, generate_items
@@ -55,7 +57,9 @@ def _expected(item: ExportItem) -> str | None:
     """The reason type this item must fail with under closed_period = "fail", or None."""
     if item.vendor is not None and item.vendor.code == "V9999":
         return "vendor_unknown"
-    if item.date.date().strftime("%Y-%m") == CLOSED:
+    # The dates the item is booked on: a supplier invoice's is its invoice date.
+    plan = plan_item(item, planning_job(vendor_based=True))
+    if CLOSED in {entry.date.strftime("%Y-%m") for entry in plan.entries}:
         return "accounting_system_validation_failure"
     codes = {ln.account.code for ln in item.accounting_entry_lines if ln.account is not None}
     if UNKNOWN_ACCOUNT_CODE in codes:
