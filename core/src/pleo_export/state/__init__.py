@@ -7,9 +7,8 @@ sharing one database, kept apart per company by leases).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pleo_export.state.base import (
+    FINAL_PLEO_STATUSES,
     ItemOutcome,
     ItemPhase,
     ItemRecord,
@@ -17,11 +16,10 @@ from pleo_export.state.base import (
     JobRecord,
     Lease,
     StateStore,
+    StateStoreError,
     StoredToken,
 )
-
-if TYPE_CHECKING:
-    from pleo_export.state.sqlite import Durability
+from pleo_export.state.factory import SUPPORTED_URLS, open_store, redact_url
 
 __all__ = [
     "FINAL_PLEO_STATUSES",
@@ -38,108 +36,3 @@ __all__ = [
     "open_store",
     "redact_url",
 ]
-
-
-class StateStoreError(Exception):
-    """The state store cannot be opened, read or written.
-
-    The message names the database and says what to change (path, permissions, a newer
-    pleo-export, ...). Programming errors, such as recording an outcome for an item that was
-    never added, raise :class:`KeyError` instead.
-    """
-
-
-FINAL_PLEO_STATUSES: frozenset[str] = frozenset({"successful", "failed", "abandoned"})
-"""Control-layer statuses that are already final in Pleo: such items are stored ``SKIPPED``."""
-
-SUPPORTED_URLS = (
-    "sqlite:///relative/path.db",
-    "sqlite:////absolute/path.db",
-    "sqlite:///:memory:",
-    "a bare filesystem path",
-    "postgresql://user@host:5432/dbname[?schema=name]",
-)
-"""Forms accepted by :func:`open_store`, for help and error messages."""
-
-_SQLITE_PREFIX = "sqlite://"
-_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe to show: a password in it (``user:password@`` or ``password=``) is ``***``."""
-    if "://" not in url:
-        return url  # a filesystem path
-    from pleo_export.state.postgres import redact_url as redact_any
-
-    return redact_any(url)
-
-
-def open_store(url: str) -> StateStore:
-    """Return an *unopened* state store for ``url``; call ``await store.open()`` before use.
-
-    Accepted forms:
-
-    - ``sqlite:///relative/path.db`` (relative to the working directory),
-    - ``sqlite:////abs/path.db`` (absolute),
-    - ``sqlite:///:memory:`` (in-memory, lost on close; for tests),
-    - a bare filesystem path such as ``state/pleo.db`` or ``/var/lib/pleo-export/state.db``,
-    - ``postgresql://user[:password]@host[:port]/dbname`` (also ``postgres://``), optionally
-      with ``?schema=name`` to keep the tables in their own schema (created if missing); other
-      query parameters (``sslmode``, ``application_name``, ...) are passed to libpq. The
-      driver is imported when the store is opened (``pip install 'pleo-export[postgresql]'``).
-
-    A SQLite URL may carry ``?durability=power`` to fsync every commit (survives power loss)
-    instead of the default ``durability=process`` (survives process crashes).
-
-    Raises:
-        ValueError: the URL uses another scheme or is malformed; the message lists the
-            supported forms. A PostgreSQL URL's password never appears in the message.
-    """
-    from pleo_export.state.sqlite import SQLiteStateStore
-
-    if not url or not url.strip():
-        raise ValueError(f"empty state store URL; use one of: {_supported()}")
-    if url.startswith(_POSTGRES_PREFIXES):
-        from pleo_export.state.postgres import PostgresStateStore
-
-        return PostgresStateStore(url)
-    if "://" not in url:
-        return SQLiteStateStore(url)
-    if not url.startswith(_SQLITE_PREFIX):
-        scheme = url.split("://", 1)[0]
-        raise ValueError(
-            f"unsupported state store URL scheme {scheme!r} in {redact_url(url)!r}; use one of: "
-            f"{_supported()}"
-        )
-    rest = url[len(_SQLITE_PREFIX) :]
-    if not rest.startswith("/"):
-        raise ValueError(
-            f"SQLite URL {url!r} has a host part; SQLite URLs take three slashes before a "
-            f"relative path and four before an absolute one, e.g. one of: {_supported()}"
-        )
-    path, _, query = rest[1:].partition("?")
-    if not path:
-        raise ValueError(f"SQLite URL {url!r} names no database file; use one of: {_supported()}")
-    return SQLiteStateStore(path, durability=_durability_from_query(url, query))
-
-
-def _durability_from_query(url: str, query: str) -> Durability:
-    durability: Durability = "process"
-    for part in filter(None, query.split("&")):
-        key, _, value = part.partition("=")
-        if key != "durability":
-            raise ValueError(
-                f"unknown parameter {key!r} in state store URL {url!r}; only "
-                "'durability=process' or 'durability=power' is accepted"
-            )
-        if value == "process":
-            durability = "process"
-        elif value == "power":
-            durability = "power"
-        else:
-            raise ValueError(f"durability must be 'process' or 'power', not {value!r} (in {url!r})")
-    return durability
-
-
-def _supported() -> str:
-    return ", ".join(SUPPORTED_URLS)

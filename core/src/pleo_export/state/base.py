@@ -17,11 +17,23 @@ every write durable before returning.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+
+
+class StateStoreError(Exception):
+    """The state store cannot be opened, read or written.
+
+    The message names the database and says what to change (path, permissions, a newer
+    pleo-export, ...). Programming errors, such as recording an outcome for an item that was
+    never added, raise :class:`KeyError` instead.
+    """
+
+
+FINAL_PLEO_STATUSES: frozenset[str] = frozenset({"successful", "failed", "abandoned"})
+"""Control-layer statuses that are already final in Pleo: such items are stored ``SKIPPED``."""
 
 
 class ItemPhase(StrEnum):
@@ -62,38 +74,6 @@ class ItemRecord:
     updated_at: datetime
 
 
-class Row(Protocol):
-    """A database row read by column name (``sqlite3.Row``, a psycopg dict row)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-def item_record(row: Row, parse_time: Callable[[Any], datetime]) -> ItemRecord:
-    """An :class:`ItemRecord` from a row of the ``items`` table (the same columns everywhere)."""
-    outcome: ItemOutcome | None = None
-    if row["outcome_seq"] is not None:
-        exported_at = row["exported_at"]
-        outcome = ItemOutcome(
-            succeeded=bool(row["succeeded"]),
-            external_id=row["external_id"],
-            external_url=row["external_url"],
-            exported_at=parse_time(exported_at) if exported_at is not None else None,
-            failure_reason_type=row["failure_reason_type"],
-            failure_reason=row["failure_reason"],
-            recovered=bool(row["recovered"]),
-        )
-    return ItemRecord(
-        job_id=row["job_id"],
-        accounting_entry_id=row["accounting_entry_id"],
-        phase=ItemPhase(row["phase"]),
-        pleo_status=row["pleo_status"],
-        attempts=int(row["attempts"]),
-        outcome=outcome,
-        reported=bool(row["reported"]),
-        updated_at=parse_time(row["updated_at"]),
-    )
-
-
 @dataclass(frozen=True)
 class JobRecord:
     job_id: str
@@ -131,19 +111,6 @@ class StoredToken:
     expires_at: datetime
     generation: int
     scope: str | None = None
-
-
-def job_record(row: Row, parse_time: Callable[[Any], datetime]) -> JobRecord:
-    """A :class:`JobRecord` from a row of the ``jobs`` table (the same columns everywhere)."""
-    return JobRecord(
-        job_id=row["job_id"],
-        company_id=row["company_id"],
-        started_by_us=bool(row["started_by_us"]),
-        final_event=row["final_event"],
-        final_reason=row["final_reason"],
-        created_at=parse_time(row["created_at"]),
-        updated_at=parse_time(row["updated_at"]),
-    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,61 @@
+"""What both SQL backends share: mapping rows to records.
+
+The ``jobs`` and ``items`` tables have the same columns in SQLite and PostgreSQL; only the
+column types (text or ``timestamptz`` times, integer or boolean flags) differ, so each backend
+passes its own time parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from pleo_export.state.base import ItemOutcome, ItemPhase, ItemRecord, JobRecord
+
+__all__ = ["Row", "item_record", "job_record"]
+
+
+class Row(Protocol):
+    """A database row read by column name (``sqlite3.Row``, a psycopg dict row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def item_record(row: Row, parse_time: Callable[[Any], datetime]) -> ItemRecord:
+    """An :class:`ItemRecord` from a row of the ``items`` table (the same columns everywhere)."""
+    outcome: ItemOutcome | None = None
+    if row["outcome_seq"] is not None:
+        exported_at = row["exported_at"]
+        outcome = ItemOutcome(
+            succeeded=bool(row["succeeded"]),
+            external_id=row["external_id"],
+            external_url=row["external_url"],
+            exported_at=parse_time(exported_at) if exported_at is not None else None,
+            failure_reason_type=row["failure_reason_type"],
+            failure_reason=row["failure_reason"],
+            recovered=bool(row["recovered"]),
+        )
+    return ItemRecord(
+        job_id=row["job_id"],
+        accounting_entry_id=row["accounting_entry_id"],
+        phase=ItemPhase(row["phase"]),
+        pleo_status=row["pleo_status"],
+        attempts=int(row["attempts"]),
+        outcome=outcome,
+        reported=bool(row["reported"]),
+        updated_at=parse_time(row["updated_at"]),
+    )
+
+
+def job_record(row: Row, parse_time: Callable[[Any], datetime]) -> JobRecord:
+    """A :class:`JobRecord` from a row of the ``jobs`` table (the same columns everywhere)."""
+    return JobRecord(
+        job_id=row["job_id"],
+        company_id=row["company_id"],
+        started_by_us=bool(row["started_by_us"]),
+        final_event=row["final_event"],
+        final_reason=row["final_reason"],
+        created_at=parse_time(row["created_at"]),
+        updated_at=parse_time(row["updated_at"]),
+    )
