@@ -9,9 +9,12 @@ reason), and whether Pleo has been told. After a crash the engine reads the stor
   is looked up by reference before anything is posted again;
 - an item with an outcome that Pleo has not been told about is reported, never re-posted.
 
-The interface is deliberately narrow (one job row, one row per item) so that other backends
-(PostgreSQL) implement the same methods. All methods are coroutines; implementations must make
-every write durable before returning.
+The interface is deliberately narrow (one job row, one row per item) so that every backend
+(SQLite, PostgreSQL) implements the same methods. It comes in three parts: :class:`JobOutbox`
+(jobs and items), :class:`LeaseStore` (which worker holds a company) and :class:`TokenStore`
+(OAuth tokens); :class:`StateStore` is all three in one database. Code that needs only one
+part takes that part. All methods are coroutines; implementations must make every write
+durable before returning.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 class StateStoreError(Exception):
@@ -88,20 +92,26 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class Lease:
-    """A named, expiring lock held by one worker (see :meth:`StateStore.acquire_lease`)."""
+    """A named, expiring lock held by one worker (see :meth:`LeaseStore.acquire_lease`)."""
 
     name: str
     holder: str
     expires_at: datetime
     fencing_token: int
-    """Increases every time the lease changes hands; lets a store reject a stale holder."""
+    """Increases every time the lease changes hands (never on a renewal by the same holder).
+
+    The store compares it in :meth:`~LeaseStore.renew_lease` and
+    :meth:`~LeaseStore.release_lease`, so a holder that lost the lease can neither extend nor
+    release its successor's. Outbox writes (:meth:`~JobOutbox.record_intent`,
+    :meth:`~JobOutbox.record_outcome`, ...) are *not* fenced with it: the engine checks that it
+    still holds the lease before each item (see ``docs/delivery-guarantees.md``, "The limit")."""
 
 
 @dataclass(frozen=True)
 class StoredToken:
     """OAuth tokens of one installation, as kept in the state store.
 
-    ``generation`` increases on every replacement; :meth:`StateStore.replace_token` compares it
+    ``generation`` increases on every replacement; :meth:`TokenStore.replace_token` compares it
     so that a refresh token, once spent, is never written back by a slower process.
     """
 
@@ -124,17 +134,9 @@ class JobCounts:
     unreported: int
 
 
-class StateStore(abc.ABC):
-    """Durable per-item outbox. See the module docstring for the protocol."""
+class JobOutbox(Protocol):
+    """Jobs and their items: the durable per-item outbox (see the module docstring)."""
 
-    @abc.abstractmethod
-    async def open(self) -> None:
-        """Create or migrate the schema. Idempotent."""
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    # jobs
     @abc.abstractmethod
     async def upsert_job(self, job_id: str, company_id: str) -> JobRecord:
         """Record that this worker is processing ``job_id`` (no-op if already known)."""
@@ -207,7 +209,10 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def counts(self, job_id: str) -> JobCounts: ...
 
-    # leases: at most one worker per company (and one OAuth refresh at a time)
+
+class LeaseStore(Protocol):
+    """Named expiring leases: at most one worker per company, one OAuth refresh at a time."""
+
     @abc.abstractmethod
     async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
         """Take the lease ``name`` for ``holder`` for ``ttl_seconds``, or return ``None``.
@@ -227,7 +232,10 @@ class StateStore(abc.ABC):
     async def release_lease(self, lease: Lease) -> None:
         """Give the lease up (no-op when it was already lost)."""
 
-    # OAuth tokens
+
+class TokenStore(Protocol):
+    """OAuth tokens of each installation, replaced by compare-and-swap on ``generation``."""
+
     @abc.abstractmethod
     async def get_token(self, key: str) -> StoredToken | None: ...
 
@@ -238,3 +246,15 @@ class StateStore(abc.ABC):
         """Store ``token`` if the stored generation is ``expected_generation`` (``None``: none
         stored yet); return ``False`` and change nothing otherwise. The stored generation
         becomes ``expected_generation + 1`` (or 1)."""
+
+
+class StateStore(JobOutbox, LeaseStore, TokenStore, abc.ABC):
+    """A backend: the outbox, the leases and the tokens in one database, opened and closed
+    together. :func:`~pleo_export.state.open_store` returns one for a URL."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create or migrate the schema. Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

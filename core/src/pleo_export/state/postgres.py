@@ -36,9 +36,7 @@ never appear in messages or ``repr``: use :func:`redact_url` to show a URL.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
-from itertools import islice
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -80,7 +78,15 @@ from pleo_export.state.postgres_url import (
     redact_url,
 )
 from pleo_export.state.process import lease_decision, this_process
-from pleo_export.state.rows import item_record, job_record
+from pleo_export.state.rows import (
+    CHUNK,
+    chunks,
+    item_record,
+    job_record,
+    token_record,
+    unknown_item,
+    utc,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -101,34 +107,18 @@ INSTALL_HINT: Final = (
     "the PostgreSQL state backend needs the psycopg driver: pip install 'pleo-export[postgresql]'"
 )
 
-_CHUNK = 2_000
-"""Rows per statement in bulk calls; between chunks the event loop gets a turn."""
-
 _CONNECT_TIMEOUT_S = 10
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive value is taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def _item(row: DictRow) -> ItemRecord:
-    return item_record(row, _utc)
+    return item_record(row, utc)
 
 
 def _job(row: DictRow) -> JobRecord:
-    return job_record(row, _utc)
+    return job_record(row, utc)
 
 
 def _hint(exc: BaseException) -> str:
@@ -153,10 +143,6 @@ def _hint(exc: BaseException) -> str:
             "server if this repeats)"
         )
     return "check the state URL and the PostgreSQL server's log"
-
-
-def _unknown_item(job_id: str, accounting_entry_id: str) -> str:
-    return f"unknown item {accounting_entry_id!r} of job {job_id!r}; add it with add_items first"
 
 
 # --------------------------------------------------------------------------- the store
@@ -383,7 +369,7 @@ class PostgresStateStore(StateStore):
         """
         final = sorted(FINAL_PLEO_STATUSES)
         async with self._session("add items", write=True) as conn:
-            for chunk in _chunks(items, _CHUNK):
+            for chunk in chunks(items):
                 # Within one statement a row may be touched once: keep each id's first
                 # position and last status, as consecutive upserts would.
                 latest: dict[str, str] = {}
@@ -412,8 +398,8 @@ class PostgresStateStore(StateStore):
         found: dict[str, ItemRecord] = {}
         ids = list(accounting_entry_ids)
         async with self._session("read items", write=False) as conn:
-            for start in range(0, len(ids), _CHUNK):
-                cursor = await conn.execute(_SELECT_ITEMS, (job_id, ids[start : start + _CHUNK]))
+            for start in range(0, len(ids), CHUNK):
+                cursor = await conn.execute(_SELECT_ITEMS, (job_id, ids[start : start + CHUNK]))
                 for row in await cursor.fetchall():
                     record = _item(row)
                     found[record.accounting_entry_id] = record
@@ -442,7 +428,7 @@ class PostgresStateStore(StateStore):
                 (ItemPhase.POSTING.value, job_id, accounting_entry_id),
             )
             if cursor.rowcount == 0:
-                raise KeyError(_unknown_item(job_id, accounting_entry_id))
+                raise KeyError(unknown_item(job_id, accounting_entry_id))
 
     async def record_outcome(
         self, job_id: str, accounting_entry_id: str, outcome: ItemOutcome
@@ -452,7 +438,7 @@ class PostgresStateStore(StateStore):
         Raises KeyError for an item that was never added.
         """
         phase = ItemPhase.SUCCEEDED if outcome.succeeded else ItemPhase.FAILED
-        exported_at = None if outcome.exported_at is None else _utc(outcome.exported_at)
+        exported_at = None if outcome.exported_at is None else utc(outcome.exported_at)
         async with self._session("record the outcome", write=True) as conn:
             cursor = await conn.execute(
                 "UPDATE items SET phase = %s, outcome_seq = nextval('outcome_seq'), "
@@ -474,7 +460,7 @@ class PostgresStateStore(StateStore):
                 ),
             )
             if cursor.rowcount == 0:
-                raise KeyError(_unknown_item(job_id, accounting_entry_id))
+                raise KeyError(unknown_item(job_id, accounting_entry_id))
 
     async def unreported(self, job_id: str, limit: int = 100) -> list[ItemRecord]:
         """Up to ``limit`` items with an outcome Pleo has not been told, oldest outcome first."""
@@ -490,12 +476,12 @@ class PostgresStateStore(StateStore):
         if not ids:
             return
         async with self._session("mark items reported", write=True) as conn:
-            for start in range(0, len(ids), _CHUNK):
+            for start in range(0, len(ids), CHUNK):
                 await conn.execute(
                     "UPDATE items SET reported = true, updated_at = now() "
                     "WHERE job_id = %s AND accounting_entry_id = ANY(%s::text[]) "
                     "AND outcome_seq IS NOT NULL AND NOT reported",
-                    (job_id, ids[start : start + _CHUNK]),
+                    (job_id, ids[start : start + CHUNK]),
                 )
 
     async def counts(self, job_id: str) -> JobCounts:
@@ -554,7 +540,7 @@ class PostgresStateStore(StateStore):
                 row = await (await conn.execute(_TAKE_LEASE, params)).fetchone()
         if row is None:
             return None
-        return Lease(name, holder, _utc(row["expires_at"]), int(row["fencing_token"]))
+        return Lease(name, holder, utc(row["expires_at"]), int(row["fencing_token"]))
 
     async def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
         """Extend ``lease`` if its holder still has it and it has not expired; else ``None``."""
@@ -572,7 +558,7 @@ class PostgresStateStore(StateStore):
             ).fetchone()
         if row is None:
             return None
-        return Lease(lease.name, lease.holder, _utc(row["expires_at"]), lease.fencing_token)
+        return Lease(lease.name, lease.holder, utc(row["expires_at"]), lease.fencing_token)
 
     async def release_lease(self, lease: Lease) -> None:
         """Give the lease up; a no-op when another holder has taken it since."""
@@ -591,16 +577,7 @@ class PostgresStateStore(StateStore):
             "FROM tokens WHERE key = %s",
             (key,),
         )
-        if row is None:
-            return None
-        return StoredToken(
-            key=row["key"],
-            access_token=row["access_token"],
-            refresh_token=row["refresh_token"],
-            expires_at=_utc(row["expires_at"]),
-            generation=int(row["generation"]),
-            scope=row["scope"],
-        )
+        return None if row is None else token_record(row, utc)
 
     async def replace_token(
         self, key: str, expected_generation: int | None, token: StoredToken
@@ -610,7 +587,7 @@ class PostgresStateStore(StateStore):
             "key": key,
             "access": token.access_token,
             "refresh": token.refresh_token,
-            "expires": _utc(token.expires_at),
+            "expires": utc(token.expires_at),
             "generation": (expected_generation or 0) + 1,
             "scope": token.scope,
             "expected": expected_generation,

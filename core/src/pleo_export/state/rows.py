@@ -1,4 +1,4 @@
-"""What both SQL backends share: mapping rows to records.
+"""What both SQL backends share: mapping rows to records, chunking bulk calls, messages.
 
 The ``jobs`` and ``items`` tables have the same columns in SQLite and PostgreSQL; only the
 column types (text or ``timestamptz`` times, integer or boolean flags) differ, so each backend
@@ -7,13 +7,26 @@ passes its own time parser.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, Final, Protocol
 
-from pleo_export.state.base import ItemOutcome, ItemPhase, ItemRecord, JobRecord
+from pleo_export.state.base import ItemOutcome, ItemPhase, ItemRecord, JobRecord, StoredToken
 
-__all__ = ["Row", "item_record", "job_record"]
+__all__ = [
+    "CHUNK",
+    "Row",
+    "chunks",
+    "item_record",
+    "job_record",
+    "token_record",
+    "unknown_item",
+    "utc",
+]
+
+CHUNK: Final = 2_000
+"""Rows per statement in bulk calls; between chunks the event loop gets a turn."""
 
 
 class Row(Protocol):
@@ -59,3 +72,34 @@ def job_record(row: Row, parse_time: Callable[[Any], datetime]) -> JobRecord:
         created_at=parse_time(row["created_at"]),
         updated_at=parse_time(row["updated_at"]),
     )
+
+
+def token_record(row: Row, parse_time: Callable[[Any], datetime]) -> StoredToken:
+    """A :class:`StoredToken` from a row of the ``tokens`` table (the same columns everywhere)."""
+    return StoredToken(
+        key=row["key"],
+        access_token=row["access_token"],
+        refresh_token=row["refresh_token"],
+        expires_at=parse_time(row["expires_at"]),
+        generation=int(row["generation"]),
+        scope=row["scope"],
+    )
+
+
+def chunks(items: Iterable[tuple[str, str]], size: int = CHUNK) -> Iterator[list[tuple[str, str]]]:
+    """``items`` in lists of at most ``size``, consumed lazily."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive value is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def unknown_item(job_id: str, accounting_entry_id: str) -> str:
+    """The ``KeyError`` message for a write to an item that was never added."""
+    return f"unknown item {accounting_entry_id!r} of job {job_id!r}; add it with add_items first"

@@ -27,7 +27,6 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Final, Literal
 
@@ -47,7 +46,15 @@ from pleo_export.state.base import (
     StoredToken,
 )
 from pleo_export.state.process import lease_decision, this_process
-from pleo_export.state.rows import item_record, job_record
+from pleo_export.state.rows import (
+    CHUNK,
+    chunks,
+    item_record,
+    job_record,
+    token_record,
+    unknown_item,
+    utc,
+)
 from pleo_export.state.sqlite_schema import (
     _ITEMS_OF_JOB,
     _RECENT_JOBS,
@@ -67,9 +74,6 @@ Durability = Literal["process", "power"]
 
 MEMORY: Final = ":memory:"
 
-_CHUNK = 2_000
-"""Rows per ``executemany`` in bulk calls; between chunks the event loop gets a turn."""
-
 _BUSY_TIMEOUT_MS = 5_000
 
 
@@ -79,20 +83,11 @@ def _now() -> str:
 
 def _ts(value: datetime) -> str:
     """Store a datetime as ISO-8601 in UTC; a naive value is taken to be UTC already."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return utc(value).isoformat(timespec="microseconds")
 
 
 def _dt(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+    return utc(datetime.fromisoformat(value))
 
 
 def _item(row: sqlite3.Row) -> ItemRecord:
@@ -321,7 +316,7 @@ class SQLiteStateStore(StateStore):
         skipped, queued = ItemPhase.SKIPPED.value, ItemPhase.QUEUED.value
         async with self._lock:
             with self._write("add items") as conn:
-                for chunk in _chunks(items, _CHUNK):
+                for chunk in chunks(items):
                     conn.executemany(
                         _UPSERT_ITEM,
                         [
@@ -353,8 +348,8 @@ class SQLiteStateStore(StateStore):
         async with self._lock:
             conn = self._connection()
             with self._errors("read items"):
-                for start in range(0, len(accounting_entry_ids), _CHUNK):
-                    chunk = json.dumps(list(accounting_entry_ids[start : start + _CHUNK]))
+                for start in range(0, len(accounting_entry_ids), CHUNK):
+                    chunk = json.dumps(list(accounting_entry_ids[start : start + CHUNK]))
                     for row in conn.execute(_SELECT_ITEMS, (job_id, chunk)):
                         record = _item(row)
                         found[record.accounting_entry_id] = record
@@ -392,7 +387,7 @@ class SQLiteStateStore(StateStore):
                     (ItemPhase.POSTING.value, _now(), job_id, accounting_entry_id),
                 )
                 if cursor.rowcount == 0:
-                    raise KeyError(_unknown_item(job_id, accounting_entry_id))
+                    raise KeyError(unknown_item(job_id, accounting_entry_id))
 
     async def record_outcome(
         self, job_id: str, accounting_entry_id: str, outcome: ItemOutcome
@@ -432,7 +427,7 @@ class SQLiteStateStore(StateStore):
                     ),
                 )
                 if cursor.rowcount == 0:
-                    raise KeyError(_unknown_item(job_id, accounting_entry_id))
+                    raise KeyError(unknown_item(job_id, accounting_entry_id))
 
     async def unreported(self, job_id: str, limit: int = 100) -> list[ItemRecord]:
         """Up to ``limit`` items with an outcome Pleo has not been told, oldest outcome first."""
@@ -450,9 +445,7 @@ class SQLiteStateStore(StateStore):
         now = _now()
         async with self._lock:
             with self._write("mark items reported") as conn:
-                for chunk in _chunks(
-                    ((entry_id, now) for entry_id in accounting_entry_ids), _CHUNK
-                ):
+                for chunk in chunks((entry_id, now) for entry_id in accounting_entry_ids):
                     conn.executemany(
                         "UPDATE items SET reported = 1, updated_at = ? "
                         "WHERE job_id = ? AND accounting_entry_id = ? "
@@ -560,16 +553,7 @@ class SQLiteStateStore(StateStore):
                     )
                     .fetchone()
                 )
-        if row is None:
-            return None
-        return StoredToken(
-            key=row["key"],
-            access_token=row["access_token"],
-            refresh_token=row["refresh_token"],
-            expires_at=_dt(row["expires_at"]),
-            generation=row["generation"],
-            scope=row["scope"],
-        )
+        return None if row is None else token_record(row, _dt)
 
     async def replace_token(
         self, key: str, expected_generation: int | None, token: StoredToken
@@ -604,7 +588,3 @@ class SQLiteStateStore(StateStore):
 
 def _from_unix(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
-
-
-def _unknown_item(job_id: str, accounting_entry_id: str) -> str:
-    return f"unknown item {accounting_entry_id!r} of job {job_id!r}; add it with add_items first"
