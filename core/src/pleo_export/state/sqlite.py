@@ -24,9 +24,7 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
@@ -40,21 +38,17 @@ from pleo_export.state.base import (
     ItemRecord,
     JobCounts,
     JobRecord,
-    Lease,
     StateStore,
     StateStoreError,
-    StoredToken,
 )
-from pleo_export.state.process import lease_decision, this_process
 from pleo_export.state.rows import (
     CHUNK,
     chunks,
     item_record,
     job_record,
-    token_record,
     unknown_item,
-    utc,
 )
+from pleo_export.state.sqlite_leases import SQLiteLeasesAndTokens
 from pleo_export.state.sqlite_schema import (
     _ITEMS_OF_JOB,
     _RECENT_JOBS,
@@ -64,6 +58,9 @@ from pleo_export.state.sqlite_schema import (
     _UNREPORTED,
     _UPSERT_ITEM,
     SCHEMA_VERSION,
+    _dt,
+    _now,
+    _ts,
     migrate,
 )
 
@@ -75,19 +72,6 @@ Durability = Literal["process", "power"]
 MEMORY: Final = ":memory:"
 
 _BUSY_TIMEOUT_MS = 5_000
-
-
-def _now() -> str:
-    return _ts(datetime.now(UTC))
-
-
-def _ts(value: datetime) -> str:
-    """Store a datetime as ISO-8601 in UTC; a naive value is taken to be UTC already."""
-    return utc(value).isoformat(timespec="microseconds")
-
-
-def _dt(value: str) -> datetime:
-    return utc(datetime.fromisoformat(value))
 
 
 def _item(row: sqlite3.Row) -> ItemRecord:
@@ -123,7 +107,7 @@ def _hint(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- the store
 
 
-class SQLiteStateStore(StateStore):
+class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
     """A :class:`~pleo_export.state.base.StateStore` in one SQLite file.
 
     Args:
@@ -479,112 +463,3 @@ class SQLiteStateStore(StateStore):
             skipped=skipped,
             unreported=unreported,
         )
-
-    # ------------------------------------------------------------------ leases
-
-    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease | None:
-        now = time.time()
-        process = this_process()
-        async with self._lock:
-            with self._write("take a lease") as conn:
-                row = conn.execute(
-                    "SELECT holder, process, expires_at, fencing_token FROM leases WHERE name = ?",
-                    (name,),
-                ).fetchone()
-                if row is None:
-                    token = 1
-                    conn.execute(
-                        "INSERT INTO leases (name, holder, expires_at, fencing_token, process) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (name, holder, now + ttl_seconds, token, process),
-                    )
-                else:
-                    decision = lease_decision(
-                        holder=holder,
-                        process=process,
-                        row_holder=row["holder"],
-                        row_process=row["process"],
-                        expired=row["expires_at"] <= now,
-                    )
-                    if not decision.take:
-                        return None
-                    token = row["fencing_token"] + (1 if decision.new_holder else 0)
-                    conn.execute(
-                        "UPDATE leases SET holder = ?, expires_at = ?, fencing_token = ?, "
-                        "process = ? WHERE name = ?",
-                        (holder, now + ttl_seconds, token, process, name),
-                    )
-        return Lease(name, holder, _from_unix(now + ttl_seconds), token)
-
-    async def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease | None:
-        now = time.time()
-        async with self._lock:
-            with self._write("renew a lease") as conn:
-                changed = conn.execute(
-                    "UPDATE leases SET expires_at = ? "
-                    "WHERE name = ? AND holder = ? AND fencing_token = ? AND expires_at > ?",
-                    (now + ttl_seconds, lease.name, lease.holder, lease.fencing_token, now),
-                ).rowcount
-        if not changed:
-            return None
-        return Lease(lease.name, lease.holder, _from_unix(now + ttl_seconds), lease.fencing_token)
-
-    async def release_lease(self, lease: Lease) -> None:
-        async with self._lock:
-            with self._write("release a lease") as conn:
-                # Expire rather than delete: the fencing token must keep rising across holders.
-                conn.execute(
-                    "UPDATE leases SET expires_at = 0 "
-                    "WHERE name = ? AND holder = ? AND fencing_token = ?",
-                    (lease.name, lease.holder, lease.fencing_token),
-                )
-
-    # ------------------------------------------------------------------ tokens
-
-    async def get_token(self, key: str) -> StoredToken | None:
-        async with self._lock:
-            with self._errors("read OAuth tokens"):
-                row = (
-                    self._connection()
-                    .execute(
-                        "SELECT key, access_token, refresh_token, expires_at, generation, scope "
-                        "FROM tokens WHERE key = ?",
-                        (key,),
-                    )
-                    .fetchone()
-                )
-        return None if row is None else token_record(row, _dt)
-
-    async def replace_token(
-        self, key: str, expected_generation: int | None, token: StoredToken
-    ) -> bool:
-        now = _now()
-        generation = (expected_generation or 0) + 1
-        values = (
-            token.access_token,
-            token.refresh_token,
-            _ts(token.expires_at),
-            generation,
-            token.scope,
-            now,
-        )
-        async with self._lock:
-            with self._write("store OAuth tokens") as conn:
-                if expected_generation is None:
-                    changed = conn.execute(
-                        "INSERT OR IGNORE INTO tokens (access_token, refresh_token, expires_at, "
-                        "generation, scope, updated_at, key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (*values, key),
-                    ).rowcount
-                else:
-                    changed = conn.execute(
-                        "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, "
-                        "generation = ?, scope = ?, updated_at = ? "
-                        "WHERE key = ? AND generation = ?",
-                        (*values, key, expected_generation),
-                    ).rowcount
-        return bool(changed)
-
-
-def _from_unix(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Final
 
 from pleo_export.state.base import StateStoreError
+from pleo_export.state.rows import utc
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
@@ -146,6 +148,24 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
         raise
     return found
+
+
+# --------------------------------------------------------------------------- times
+
+# Times are stored as ISO-8601 text in UTC.
+
+
+def _now() -> str:
+    return _ts(datetime.now(UTC))
+
+
+def _ts(value: datetime) -> str:
+    """Store a datetime as ISO-8601 in UTC; a naive value is taken to be UTC already."""
+    return utc(value).isoformat(timespec="microseconds")
+
+
+def _dt(value: str) -> datetime:
+    return utc(datetime.fromisoformat(value))
 
 
 # --------------------------------------------------------------------------- queries
