@@ -210,8 +210,8 @@ class BeancountConnector(Connector[BeancountSettings]):
         if not ledger.is_file():
             raise JobRejected(
                 ExportJobFailureReasonType.MISSING_CONFIGURATION,
-                f"the ledger file {ledger} (setting ledger) does not exist: create it (see "
-                "write_starter_ledger) or correct the path",
+                f"the ledger file {ledger} (setting ledger) does not exist: create one with "
+                "`pleo-export init beancount` (or write_starter_ledger) or correct the path",
             )
         output = self.settings.output_path
         try:
