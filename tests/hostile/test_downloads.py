@@ -8,8 +8,11 @@ must not hold a download for longer than ``download_timeout``, whatever the per-
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -20,6 +23,9 @@ from pydantic import SecretStr
 from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import DownloadRefused, DownloadTimedOut, PleoClient
 from pleo_export.pleo.ratelimit import RetryPolicy
+from pleo_export_beancount import BeancountConnector
+from pleo_export_sandbox import DEMO_CHART, Sandbox
+from pleo_export_sandbox.server import running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -149,3 +155,61 @@ async def test_plain_http_and_loopback_only_from_allowed_hosts(
             await client.download(url)
     assert len(seen) == 1
     assert "Authorization" not in seen[0].headers
+
+
+# --- through the real wiring: pleo-export run against a served sandbox ---------------------
+
+SANDBOX_KEY = "pleo-api-key-receipts-0123456789abcdef"
+SANDBOX_COMPANY = "7d2c4e1a-3f5b-4c8d-9e6f-1a2b3c4d5e6f"
+HOSTILE_URLS = [
+    "file:///etc/passwd",
+    "/v3/export-jobs",
+    "https://169.254.169.254/latest/meta-data/",
+]
+
+
+async def test_hostile_receipt_urls_fail_their_items_and_are_never_requested(
+    tmp_path: Path,
+) -> None:
+    sandbox = Sandbox()
+    sandbox.add_company("Receipts Ltd", "GBP", company_id=SANDBOX_COMPANY, api_key=SANDBOX_KEY)
+    job = sandbox.queue_export(SANDBOX_COMPANY, count=12, seed=31, unknown_account_rate=0.0)
+    with_files = [
+        item.accounting_entry_id
+        for item in sandbox.job_items(job.id)
+        if sandbox.store.entries[item.accounting_entry_id].get("files")
+    ]
+    assert len(with_files) > len(HOSTILE_URLS), "the seed must give enough receipts"
+    hostile = dict(zip(with_files, HOSTILE_URLS, strict=False))
+    for entry_id, url in hostile.items():
+        for file in sandbox.store.entries[entry_id]["files"]:
+            file["url"] = url
+    ledger = BeancountConnector.scaffold(tmp_path, DEMO_CHART, "GBP")["ledger"]
+    async with running_server(sandbox) as base_url:
+        (tmp_path / "pleo-export.toml").write_text(
+            f'[pleo]\nbase_url = "{base_url}"\ncompany_id = "{SANDBOX_COMPANY}"\n'
+            '[state]\nurl = "sqlite:///state.db"\n'
+            f'[connector]\nname = "beancount"\n[connector.settings]\nledger = "{ledger}"\n'
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLEO_EXPORT_")}
+        env["PLEO_EXPORT_PLEO__API_KEY"] = SANDBOX_KEY
+        result = await anyio.run_process(
+            [sys.executable, "-m", "pleo_export.cli", "run", "--json", "--quiet"],
+            cwd=tmp_path,
+            env=env,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr.decode()[-3000:]
+    statuses = {item.accounting_entry_id: item for item in sandbox.job_items(job.id)}
+    for entry_id in hostile:
+        item = statuses[entry_id]
+        assert item.status == "failed", item
+        assert item.failure_reason_type == "receipt_download_failure", item
+        assert "was not downloaded" in (item.failure_reason or "")
+    others = [i for e, i in statuses.items() if e not in hostile]
+    assert others and all(i.status == "successful" for i in others)
+    # None of them reached the network: no request for /etc/passwd, no bare list-jobs call
+    # (the engine's own carries company_id and statuses), nothing to the metadata address.
+    assert not [r for r in sandbox.requests if r.path == "/etc/passwd"]
+    assert not [r for r in sandbox.requests if r.path == "/v3/export-jobs" and not r.query]
+    assert SANDBOX_KEY not in result.stdout.decode() + result.stderr.decode()
