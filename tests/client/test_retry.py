@@ -234,8 +234,10 @@ async def test_retries_are_logged_at_info_with_reason_and_wait(
         await client.get_job(JOB_ID)
 
     retries = [r for r in caplog.records if getattr(r, "event", None) == "pleo.retry"]
-    assert [r.levelno for r in retries] == [logging.INFO, logging.INFO]
+    # Warnings: they show at the default log level, one per attempt, in words.
+    assert [r.levelno for r in retries] == [logging.WARNING, logging.WARNING]
     assert [getattr(r, "reason", None) for r in retries] == ["status 502", "ConnectError"]
+    assert "connection refused; attempt 2 of " in retries[1].getMessage()
     assert all(isinstance(getattr(r, "wait_seconds", None), float) for r in retries)
     assert [getattr(r, "attempt", None) for r in retries] == [1, 2]
 

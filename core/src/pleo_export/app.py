@@ -229,6 +229,7 @@ async def open_session(
         download_hosts=settings.pleo.receipt_hosts,
         transport=transport,
     )
+    client.budget.on_wait = getattr(progress, "waiting", None)  # the progress display says so
     limit = connector_cls.manifest.limits.max_attachment_bytes
 
     async def fetch_attachment(file: ExportItemFile) -> bytes:

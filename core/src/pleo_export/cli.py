@@ -277,6 +277,18 @@ class TerminalProgress:
             self.last_step = step
             click.echo(line, err=True)
 
+    def waiting(self, seconds: float, why: str) -> None:
+        """The Pleo client is about to wait ``seconds`` before its next request."""
+        if not self.enabled:
+            return
+        reason = (
+            "Pleo asked to slow down (Retry-After)"
+            if why == "retry-after"
+            else "the request budget (pleo.requests_per_minute) is used up for this minute"
+        )
+        prefix = "\n" if self.live and self.done else ""
+        click.echo(f"{prefix}  waiting {seconds:.0f} s: {reason}", err=True)
+
     def job_finished(self, job: ExportJob, report: JobReport) -> None:
         if self.enabled and self.live and self.done:
             click.echo("", err=True)

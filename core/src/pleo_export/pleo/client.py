@@ -523,14 +523,18 @@ class PleoClient:
                 finally:
                     await response.aclose()
             except httpx.TransportError as exc:
-                reason = type(exc).__name__
-                self._log_attempt(request.method, path, endpoint, attempt, started, error=reason)
+                self._log_attempt(
+                    request.method, path, endpoint, attempt, started, error=type(exc).__name__
+                )
+                described = describe_transport_error(exc)
                 if not _is_retryable_transport_error(exc) or attempt >= policy.max_attempts:
                     raise PleoUnavailable(
                         f"{request.method} {_loggable(request.url)} failed after {attempt} "
-                        f"attempt(s): {reason}"
+                        f"attempt(s): {described} ({type(exc).__name__})"
                     ) from exc
-                await self._back_off(request.method, path, attempt, reason, None)
+                await self._back_off(
+                    request.method, path, attempt, type(exc).__name__, None, described
+                )
                 continue
             except httpx.RequestError as exc:
                 # Not the network's fault (too many redirects, an undecodable body): another
@@ -559,22 +563,41 @@ class PleoClient:
                 )
             if retry_after is not None:
                 self.budget.pause_until(self._clock.now() + retry_after)
-            await self._back_off(request.method, path, attempt, f"status {status}", retry_after)
+            await self._back_off(
+                request.method,
+                path,
+                attempt,
+                f"status {status}",
+                retry_after,
+                f"Pleo answered {status}",
+            )
 
     async def _back_off(
-        self, method: str, path: str, attempt: int, reason: str, retry_after: float | None
+        self,
+        method: str,
+        path: str,
+        attempt: int,
+        reason: str,
+        retry_after: float | None,
+        described: str,
     ) -> None:
+        """Log the retry (``reason``: the status or exception class; ``described``: in words)
+        and wait."""
         wait = self._retry.delay(attempt, retry_after)
         self.stats.retries += 1
         self.stats.retry_wait_seconds += wait
-        self._log.info(
-            "pleo request retry",
+        # A warning, so that it shows at the default log level: a run waiting on an
+        # unreachable Pleo says so on every attempt instead of staying silent.
+        self._log.warning(
+            f"Pleo {method} {path}: {described}; attempt {attempt} of {self._retry.max_attempts} "
+            f"failed, retrying in {wait:.1f} s",
             extra={
                 "event": "pleo.retry",
                 "method": method,
                 "path": path,
                 "attempt": attempt,
                 "reason": reason,
+                "error": described,
                 "retry_after": retry_after,
                 "wait_seconds": round(wait, 3),
             },
@@ -744,6 +767,45 @@ async def _read_capped(response: httpx.Response, max_bytes: int | None, url: str
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def describe_transport_error(exc: httpx.TransportError) -> str:
+    """What went wrong on the wire, in words a person reads: "connection refused", "connection
+    timed out", ... (the exception's class name alone says little)."""
+    causes: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(causes) < 10:  # the chain down to the socket's OSError
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return "connection refused"
+    text = " ".join(str(cause) for cause in causes).lower()
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "timed out waiting for the answer"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "timed out sending the request"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "timed out waiting for a free connection"
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in text:
+            return "connection refused"
+        if any(
+            marker in text
+            for marker in ("name or service not known", "nodename nor servname", "getaddrinfo")
+        ) or ("name resolution" in text):
+            return "host name not found"
+        if "unreachable" in text:
+            return "network unreachable"
+        if "ssl" in text or "certificate" in text:
+            return "TLS handshake failed"
+        return "could not connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection was closed before a complete answer"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return "the connection broke"
+    return type(exc).__name__
 
 
 def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,6 +78,9 @@ class RequestBudget:
         self._starts: deque[float] = deque()
         self._paused_until = -math.inf
         self._lock = anyio.Lock()
+        self.on_wait: Callable[[float, str], None] | None = None
+        """Called before a wait of a second or more with its length and why: ``"budget"``
+        (the requests per minute are used up) or ``"retry-after"`` (Pleo asked to pause)."""
 
     def __repr__(self) -> str:
         return (
@@ -103,6 +107,7 @@ class RequestBudget:
             while True:
                 now = self._clock.now()
                 if now < self._paused_until:
+                    self._waiting(self._paused_until - now, "retry-after")
                     await self._clock.sleep(self._paused_until - now)
                     continue
                 # A start at t occupies the window [t, t + window); it frees its slot at its end.
@@ -111,7 +116,12 @@ class RequestBudget:
                 if len(self._starts) < self.requests_per_minute:
                     self._starts.append(now)
                     return now - started
+                self._waiting(self._starts[0] + self.window_seconds - now, "budget")
                 await self._clock.sleep(self._starts[0] + self.window_seconds - now)
+
+    def _waiting(self, seconds: float, why: str) -> None:
+        if self.on_wait is not None and seconds >= 1.0:
+            self.on_wait(seconds, why)
 
 
 @dataclass(frozen=True)
