@@ -329,3 +329,32 @@ def test_an_unknown_connector_variable_is_reported(demo_config: Path, tmp_path: 
         result.stderr
     )
     assert "did you mean PLEO_EXPORT_BEANCOUNT_LEDGER?" in result.stderr
+
+
+# ----------------------------------------------------------------------------- unreachable Pleo
+
+
+def test_an_unreachable_pleo_says_connection_refused_and_shows_each_retry(
+    demo_config: Path, tmp_path: Path
+) -> None:
+    from tests.client.test_unreachable import closed_port
+
+    env = {
+        "PLEO_EXPORT_PLEO__BASE_URL": f"http://127.0.0.1:{closed_port()}",
+        "PLEO_EXPORT_PLEO__API_KEY": "test-key-not-a-secret",
+        "PLEO_EXPORT_PLEO__COMPANY_ID": "c-1",
+        "PLEO_EXPORT_PLEO__RETRY_ATTEMPTS": "3",
+    }
+    for as_json in (False, True):
+        args = ("run", "--json") if as_json else ("run",)
+        result = pleo_export("--config", str(demo_config), *args, cwd=tmp_path, env=env)
+        assert result.returncode == ExitCode.UNAVAILABLE, result.stderr
+        retries = [line for line in result.stderr.splitlines() if "event=pleo.retry" in line]
+        assert len(retries) == 2, result.stderr  # attempts 1 and 2 of 3, each shown
+        assert all("connection refused; attempt" in line for line in retries)
+        if as_json:
+            body = json.loads(result.stdout)
+            assert body["exit_code"] == ExitCode.UNAVAILABLE
+            assert "connection refused" in body["error"]["message"]
+        else:
+            assert "connection refused (ConnectError)" in result.stderr
