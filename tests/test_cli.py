@@ -147,6 +147,7 @@ def test_invalid_configuration_names_the_field(tmp_path: Path) -> None:
 
 def test_connector_settings_error_names_the_field_without_the_secret(tmp_path: Path) -> None:
     (tmp_path / "pleo-export.toml").write_text(
+        '[pleo]\nbase_url = "production"\n'
         '[connector]\nname = "beancount"\n[connector.settings]\nledgr = "x.beancount"\n',
         encoding="utf-8",
     )
@@ -198,6 +199,7 @@ def test_with_only_core_installed_run_says_how_to_install_a_connector(tmp_path: 
     if offline.returncode != 0:  # nothing cached yet: fetch from the package index
         subprocess.run(install, check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PLEO_EXPORT_PLEO__BASE_URL"] = "production"  # the connector is checked before Pleo
     listed = subprocess.run(
         [str(venv / "bin" / "pleo-export"), "connectors", "list"],
         cwd=tmp_path,
@@ -235,6 +237,7 @@ def test_check_validates_without_starting_anything(demo_dir: Path, tmp_path: Pat
 
     broken = tmp_path / "broken.toml"
     broken.write_text(
+        '[pleo]\nbase_url = "sandbox"\n'
         '[connector]\nname = "beancount"\n[connector.settings]\nledger = "missing.beancount"\n',
         encoding="utf-8",
     )
@@ -334,7 +337,9 @@ def test_an_unexpected_crash_is_reported_without_the_secret_or_a_raw_traceback(
         {"pleo_export.connectors": {"crashy": "crashy_connector:CrashyConnector"}},
         {"crashy_connector": CRASHING_CONNECTOR},
     )
-    (tmp_path / "pleo-export.toml").write_text('[connector]\nname = "crashy"\n', encoding="utf-8")
+    (tmp_path / "pleo-export.toml").write_text(
+        '[pleo]\nbase_url = "sandbox"\n[connector]\nname = "crashy"\n', encoding="utf-8"
+    )
     env = {
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
         "PLEO_EXPORT_CRASHY_PASSWORD": "hunter2-do-not-print",

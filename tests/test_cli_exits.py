@@ -129,11 +129,12 @@ def test_errors_in_json_mode_are_json(tmp_path: Path) -> None:
 
 
 def test_jobs_in_an_empty_folder_creates_no_database(tmp_path: Path) -> None:
-    result = pleo_export("jobs", cwd=tmp_path)
+    pleo = {"PLEO_EXPORT_PLEO__BASE_URL": "production"}  # without it, jobs stops (exit 2)
+    result = pleo_export("jobs", cwd=tmp_path, env=pleo)
     assert result.returncode == 0, result.stderr
     assert "does not exist yet" in result.stdout
     assert list(tmp_path.iterdir()) == []
-    assert json.loads(pleo_export("jobs", "--json", cwd=tmp_path).stdout) == []
+    assert json.loads(pleo_export("jobs", "--json", cwd=tmp_path, env=pleo).stdout) == []
     assert list(tmp_path.iterdir()) == []
 
 

@@ -17,6 +17,8 @@ import pytest
 
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 CONNECTOR = """
+[pleo]
+base_url = "sandbox"
 [connector]
 name = "beancount"
 [connector.settings]

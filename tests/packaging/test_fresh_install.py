@@ -406,6 +406,7 @@ def test_postgresql_state_url_reaches_the_driver(fresh_envs: FreshEnvs, tmp_path
         env.cli,
         "jobs",
         cwd=tmp_path,
+        PLEO_EXPORT_PLEO__BASE_URL="production",
         PLEO_EXPORT_STATE__URL=f"postgresql://nobody@127.0.0.1:{closed}/none",
     )
     assert done.returncode == 2, done.stdout + done.stderr

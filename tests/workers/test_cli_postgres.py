@@ -11,7 +11,11 @@ from tests.support.postgres import postgres_url  # noqa: F401  (fixture)
 
 
 def _cli(tmp_path: Path, state_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PLEO_EXPORT_STATE__URL": state_url}
+    env = {
+        **os.environ,
+        "PLEO_EXPORT_STATE__URL": state_url,
+        "PLEO_EXPORT_PLEO__BASE_URL": "production",
+    }
     env.pop("PLEO_EXPORT_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "pleo_export", *args],

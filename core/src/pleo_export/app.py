@@ -19,7 +19,13 @@ from pydantic import SecretStr
 
 from pleo_export import logs
 from pleo_export.bookkeeping import PlanOptions
-from pleo_export.config import SANDBOX, ConfigError, Settings, connector_settings
+from pleo_export.config import (
+    SANDBOX,
+    ConfigError,
+    Settings,
+    connector_settings,
+    require_pleo_target,
+)
 from pleo_export.connector import (
     Connector,
     ConnectorContext,
@@ -178,6 +184,7 @@ async def open_session(
     ``run --company`` option). ``transport`` carries the Pleo client's requests (tests wrap
     it to inject faults); the built-in sandbox always uses its own in-process transport.
     """
+    require_pleo_target(settings, companies or ())
     host = host or PluginHost(disabled=settings.plugins.disabled)
     connector_cls = load_connector_class(settings, host)
     serving = list(dict.fromkeys(companies)) if companies else settings.pleo.companies()

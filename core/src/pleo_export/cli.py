@@ -752,9 +752,11 @@ def jobs(obj: Context, job_id: str | None, limit: int, as_json: bool) -> None:
 
 
 async def _jobs_async(obj: Context, job_id: str | None, limit: int, as_json: bool) -> None:
+    from pleo_export.config import require_pleo_target
     from pleo_export.state import open_store
 
     settings = obj.settings()
+    require_pleo_target(settings)
     url = settings.state_url()
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None and not sqlite_file.exists():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,13 +54,24 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names every offending field."""
 
 
+BASE_URL_MISSING = (
+    'pleo.base_url is not set: set it to "production", "staging" or the URL of your Pleo '
+    'API, or to "sandbox" for the built-in simulator\'s generated expenses (in [pleo] of '
+    "pleo-export.toml or PLEO_EXPORT_PLEO__BASE_URL; `pleo-export init` writes a configuration); "
+    "nothing was exported"
+)
+"""The one-line refusal of ``run``, ``check`` and ``jobs`` when ``pleo.base_url`` is unset."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class PleoSettings(_Section):
-    base_url: str = SANDBOX
-    """``sandbox`` (the built-in simulator, in process), ``production``, ``staging`` or a URL."""
+    base_url: str | None = None
+    """``production``, ``staging``, an http(s) URL, or ``sandbox`` (the built-in simulator, in
+    process). No default: ``run``, ``check`` and ``jobs`` refuse to start until it is set (see
+    :func:`require_pleo_target`), so generated sandbox expenses never reach real books."""
     api_key: SecretStr | None = None
     access_token: SecretStr | None = None
     company_id: str | None = None
@@ -87,8 +99,10 @@ class PleoSettings(_Section):
 
     @field_validator("base_url")
     @classmethod
-    def _known_base_url(cls, value: str) -> str:
-        if value in (SANDBOX, *BASE_URLS) or value.startswith(("http://", "https://")):
+    def _known_base_url(cls, value: str | None) -> str | None:
+        if value is None or value in (SANDBOX, *BASE_URLS):
+            return value
+        if value.startswith(("http://", "https://")):
             return value
         raise ValueError(
             "must be 'sandbox', 'production', 'staging' or an http(s) URL such as "
@@ -96,6 +110,8 @@ class PleoSettings(_Section):
         )
 
     def resolved_url(self) -> str:
+        if self.base_url is None:
+            raise ConfigError(BASE_URL_MISSING)
         return BASE_URLS.get(self.base_url, self.base_url)
 
     @field_validator("company_ids")
@@ -153,12 +169,14 @@ class OAuthSettings(_Section):
             raise ValueError("must be a non-empty list of scope names without spaces")
         return value
 
-    def resolved_auth_url(self, base_url: str) -> str | None:
+    def resolved_auth_url(self, base_url: str | None) -> str | None:
         """The OAuth server: ``auth_url``, else Pleo's for ``production``/``staging``, else
         ``base_url`` itself (a sandbox served over HTTP serves both); ``None`` for the
-        in-process sandbox."""
+        in-process sandbox. Without either, :data:`BASE_URL_MISSING` as a ConfigError."""
         if self.auth_url is not None:
             return AUTH_URLS.get(self.auth_url, self.auth_url)
+        if base_url is None:
+            raise ConfigError(BASE_URL_MISSING)
         if base_url == SANDBOX:
             return None
         return AUTH_URLS.get(base_url, base_url)
@@ -363,6 +381,45 @@ class Settings(BaseSettings):
             if path != ":memory:":
                 return prefix + str((self.config_dir / path).resolve())
         return url
+
+
+def require_pleo_target(settings: Settings, companies: Sequence[str] = ()) -> None:
+    """Refuse a configuration that does not say, unambiguously, which Pleo to export from.
+
+    ``pleo.base_url`` must be set explicitly (:data:`BASE_URL_MISSING`): an unset URL never
+    falls back to the sandbox, whose generated expenses would otherwise be booked into the
+    connector's real ledger. ``pleo.base_url = "sandbox"`` together with a credential or a
+    company id of a real organisation (``pleo.api_key``, ``pleo.access_token``,
+    ``oauth.client_id``, ``pleo.company_id``, ``pleo.company_ids`` or ``companies``, the
+    ``run --company`` option) is a contradiction: the sandbox would silently ignore them. The
+    error names every conflicting setting. ``pleo-export demo`` pins its own sandbox settings
+    and so never meets either rule.
+    """
+    pleo = settings.pleo
+    if pleo.base_url is None:
+        raise ConfigError(BASE_URL_MISSING)
+    if pleo.base_url != SANDBOX:
+        return
+    conflicts = [
+        name
+        for name, present in (
+            ("pleo.api_key (PLEO_EXPORT_PLEO__API_KEY)", pleo.api_key is not None),
+            ("pleo.access_token (PLEO_EXPORT_PLEO__ACCESS_TOKEN)", pleo.access_token is not None),
+            ("oauth.client_id", settings.oauth.client_id is not None),
+            ("pleo.company_id", pleo.company_id is not None),
+            ("pleo.company_ids", bool(pleo.company_ids)),
+            ("--company", bool(companies)),
+        )
+        if present
+    ]
+    if conflicts:
+        raise ConfigError(
+            'pleo.base_url is "sandbox" (the built-in simulator, generated expenses) but '
+            f"{', '.join(conflicts)} {'is' if len(conflicts) == 1 else 'are'} set too, which "
+            "only a real Pleo company uses: to export from Pleo set pleo.base_url to "
+            '"production", "staging" or your Pleo URL; to try the sandbox remove '
+            f"{'it' if len(conflicts) == 1 else 'them'}"
+        )
 
 
 def find_config_file(explicit: Path | None) -> Path | None:

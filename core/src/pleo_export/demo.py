@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pleo_export.config import ConfigError, SandboxSettings
+from pleo_export.config import SANDBOX, ConfigError, SandboxSettings
 from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 
@@ -42,7 +42,9 @@ def write_demo_config(directory: Path, connector_settings: dict[str, Any]) -> Pa
     """Write the demo's configuration file (values only of simple types)."""
     lines = [
         "# pleo-export demo configuration: the built-in Pleo sandbox and a beancount ledger.",
-        '# Point [pleo] at a real company (base_url = "production", api_key = ...) to go live.',
+        "# `pleo-export demo` runs only on the sandbox. To go live, copy this file, point",
+        '# [pleo] at a real company (base_url = "production", company_id and the API key in',
+        "# PLEO_EXPORT_PLEO__API_KEY) and a real ledger, and use `pleo-export run`.",
         "",
         "[pleo]",
         'base_url = "sandbox"',
@@ -99,6 +101,13 @@ async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool)
         write_demo_config(directory, values)
     obj.config = config
     settings = obj.settings()
+    if settings.pleo.base_url != SANDBOX:
+        # The demo's ledger takes generated expenses; it never talks to a real Pleo company.
+        raise ConfigError(
+            f"pleo-export demo exports only the built-in sandbox, but pleo.base_url is "
+            f"{settings.pleo.base_url!r} (in {config} or PLEO_EXPORT_PLEO__BASE_URL): use "
+            f"pleo-export --config {config} run for a real company, or pleo-export demo --fresh"
+        )
     progress = TerminalProgress(enabled=not as_json)
     async with open_session(settings, progress=progress) as session:
         report: RunReport = await session.engine.run_pending()
