@@ -934,7 +934,7 @@ def plugins_list(as_json: bool) -> None:
     try:
         host = PluginHost()
     except PluginError as error:
-        _fail(str(error), EXIT_CONFIG)
+        _fail(str(error), EXIT_CONFIG, as_json=as_json, kind="plugin")
     loaded = [
         {
             "name": p.origin.name,
