@@ -737,6 +737,17 @@ def _violations() -> dict[str, Callable[[st.DrawFn, dict[str, Any]], Expect]]:
             line["account"] = {"code": "6000"}
         return Expect("validation_failure")
 
+    def nested_too_deep(draw: st.DrawFn, item: dict[str, Any]) -> Expect:
+        # Deeper than the engine's limit (32 levels); tests/hostile serves deeper ones.
+        # Arrays, so the item also breaks the schema (none of these fields is an array of
+        # arrays); deeply nested objects in unknown fields are in tests/hostile.
+        value: Any = draw(short_text)
+        for _ in range(draw(st.integers(33, 300))):
+            value = [value]
+        where = draw(st.sampled_from(("note", "supplier", "accountingEntryLines")))
+        item[where] = value
+        return Expect("validation_failure")
+
     return {
         f.__name__: f
         for f in (
@@ -751,6 +762,7 @@ def _violations() -> dict[str, Callable[[st.DrawFn, dict[str, Any]], Expect]]:
             type_not_a_string,
             vendor_currency_too_long,
             account_without_name,
+            nested_too_deep,
         )
     }
 
