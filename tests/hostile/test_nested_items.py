@@ -98,3 +98,15 @@ async def test_a_page_nested_too_deep_outside_any_item_interrupts_the_job_cleanl
         async with harness.engine(settings=KNOWN, page_size=PAGE) as engine:
             await engine.run_pending()
     assert events(debug_logs.records, "job.interrupted", error_type="ResponseSchemaError")
+
+
+def test_an_oauth_token_response_nested_too_deep_is_not_a_token() -> None:
+    """The token endpoint's answer is decoded at any depth: no ``RecursionError``, just no
+    token in it (the caller then reports which fields are missing)."""
+    import httpx
+
+    from pleo_export.pleo.oauth import _json_object
+
+    deep = b'{"access_token": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    data = _json_object(httpx.Response(200, content=deep))
+    assert set(data) == {"access_token"} and not isinstance(data["access_token"], str)

@@ -53,6 +53,7 @@ import anyio.abc
 import httpx
 from pydantic import SecretStr
 
+from pleo_export.pleo import depth
 from pleo_export.pleo.auth import BearerTokenAuth
 from pleo_export.pleo.errors import PleoApiError
 from pleo_export.state.base import StateStore, StoredToken
@@ -422,7 +423,7 @@ class TokenEndpoint:
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
-        data = response.json()
+        data = depth.loads(response.content)  # any depth: never a RecursionError
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
