@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -175,7 +175,7 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def webhook_log() -> AsyncIterator[Records]:
+def webhook_log() -> Iterator[Records]:
     records = Records()
     loggers = [logging.getLogger("pleo_export.webhooks"), logging.getLogger("uvicorn.error")]
     for logger in loggers:
