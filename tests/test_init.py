@@ -196,6 +196,9 @@ def test_help_does_not_promise_runs_without_configuration(tmp_path: Path) -> Non
     helped = pleo_export("--help", cwd=tmp_path)
     assert "Without any configuration" not in helped.stdout
     assert "Only `demo` works without any" in helped.stdout
-    bare = pleo_export("run", cwd=tmp_path)
-    assert bare.returncode == 2
-    assert "pleo-export init" in bare.stderr
+    for command in ("run", "check", "jobs"):
+        bare = pleo_export(command, cwd=tmp_path)
+        assert bare.returncode == 2, command
+        assert "pleo-export init" in bare.stderr, command
+    assert pleo_export("demo", "--dir", tmp_path / "demo", cwd=tmp_path).returncode == 0
+    assert list(tmp_path.iterdir()) == [tmp_path / "demo"]  # nothing else written

@@ -61,9 +61,10 @@ Start here:
 Configuration comes from ./pleo-export.toml (or --config, or
 $PLEO_EXPORT_CONFIG) and PLEO_EXPORT_* environment variables, which win
 over the file; see docs/configuration.md. Only `demo` works without any
-configuration: `run` and `check` need a connector and pleo.base_url, which
-`init CONNECTOR` writes (base_url = "sandbox": the built-in Pleo sandbox,
-generated expenses, no account needed; set "production" to go live).
+configuration: `run` and `check` need a connector and pleo.base_url (`jobs`
+needs base_url), which `init CONNECTOR` writes (base_url = "sandbox": the
+built-in Pleo sandbox, generated expenses, no account needed; set
+"production" to go live).
 
 \b
 Exit status:
