@@ -24,6 +24,17 @@ async def test_missing_ledger(harness):
     assert "setting ledger" in caught.value.message
 
 
+async def test_ledger_that_is_a_directory_says_so(harness):
+    harness.ledger.unlink()
+    harness.ledger.mkdir()
+    with pytest.raises(JobRejected) as caught:
+        await harness.connector()
+    assert caught.value.reason_type is JobReason.INVALID_CONFIGURATION
+    assert "is a directory, not a file" in caught.value.message
+    assert "setting ledger" in caught.value.message
+    assert "does not exist" not in caught.value.message
+
+
 async def test_missing_output_file_is_created_empty(harness, make):
     harness.output.unlink()
     connector = await harness.connector()

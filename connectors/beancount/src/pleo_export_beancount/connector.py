@@ -207,6 +207,13 @@ class BeancountConnector(Connector[BeancountSettings]):
 
     def _open_sync(self) -> None:
         ledger = self.settings.ledger
+        if ledger.is_dir():
+            raise JobRejected(
+                ExportJobFailureReasonType.INVALID_CONFIGURATION,
+                f"the ledger {ledger} (setting ledger) is a directory, not a file: set ledger to "
+                "the main .beancount file (for example "
+                f"{ledger / 'main.beancount'}), or create one with `pleo-export init beancount`",
+            )
         if not ledger.is_file():
             raise JobRejected(
                 ExportJobFailureReasonType.MISSING_CONFIGURATION,
