@@ -175,6 +175,25 @@ def test_demo_never_leaves_the_sandbox(tmp_path: Path) -> None:
     ).read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize(
+    "variable", ["PLEO_EXPORT_CONNECTOR__SETTINGS__LEDGER", "PLEO_EXPORT_BEANCOUNT_LEDGER"]
+)
+def test_demo_never_follows_connector_variables_into_real_books(
+    variable: str, tmp_path: Path
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    books(real, 'base_url = "production"')
+    before = ledger_files(real)
+    ledger = next((real / "ledger").glob("*.beancount"))
+    result = pleo_export("demo", cwd=tmp_path, env={variable: str(ledger)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = one_line_error(result)
+    assert variable in message
+    assert "demo books only into its own folder" in message
+    assert ledger_files(real) == before
+
+
 def test_demo_still_runs_on_the_sandbox(tmp_path: Path) -> None:
     result = pleo_export("demo", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,7 @@ reference, and nothing is posted twice.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -80,6 +81,23 @@ def write_demo_config(directory: Path, connector_settings: dict[str, Any]) -> Pa
     return path
 
 
+def _refuse_connector_overrides() -> None:
+    """The demo books generated expenses into its own folder only: environment variables that
+    would point its connector elsewhere (``PLEO_EXPORT_CONNECTOR__*``, which override the demo's
+    file, and ``PLEO_EXPORT_<CONNECTOR>_*``) are refused rather than followed into real books."""
+    connector_prefix = f"PLEO_EXPORT_{DEMO_CONNECTOR.upper().replace('-', '_')}_"
+    overrides = sorted(
+        name
+        for name in os.environ
+        if name.startswith(("PLEO_EXPORT_CONNECTOR__", connector_prefix))
+    )
+    if overrides:
+        raise ConfigError(
+            f"pleo-export demo books only into its own folder, but {', '.join(overrides)} "
+            "would change where its connector writes: unset them for the demo"
+        )
+
+
 async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool) -> int:
     from pleo_export.app import open_session
     from pleo_export.cli import EXIT_ITEMS_FAILED, EXIT_OK, TerminalProgress, _print_report
@@ -108,6 +126,7 @@ async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool)
             f"{settings.pleo.base_url!r} (in {config} or PLEO_EXPORT_PLEO__BASE_URL): use "
             f"pleo-export --config {config} run for a real company, or pleo-export demo --fresh"
         )
+    _refuse_connector_overrides()
     progress = TerminalProgress(enabled=not as_json)
     async with open_session(settings, progress=progress) as session:
         report: RunReport = await session.engine.run_pending()
