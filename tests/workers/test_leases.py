@@ -1,4 +1,4 @@
-"""Per-company leases and the multi-company worker, in process (engine/leases.py).
+"""Per-company leases and the multi-company worker, in process (engine/worker.py, engine/leases.py).
 
 The real engine and client against the in-process sandbox, with an organisation-level key
 covering several companies, the memory target and a SQLite state store. Every exchange is
@@ -25,12 +25,11 @@ from pleo_export.connector import ConnectorContext
 from pleo_export.engine import EngineOptions, ExportEngine
 from pleo_export.engine.leases import (
     LeaseLost,
-    Worker,
-    WorkerOptions,
     hold_company,
     lease_name,
     worker_identity,
 )
+from pleo_export.engine.worker import Worker, WorkerOptions
 from pleo_export.host import PluginHost
 from pleo_export.ledger import ExternalRecord, PreparedEntry
 from pleo_export.pleo.auth import ApiKeyAuth

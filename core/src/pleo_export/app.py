@@ -35,8 +35,8 @@ from pleo_export.connector import (
     JobRejected,
     TargetTemporarilyUnavailable,
 )
-from pleo_export.engine.leases import Worker, WorkerOptions
 from pleo_export.engine.runner import EngineOptions, ExportEngine, Progress
+from pleo_export.engine.worker import Worker, WorkerOptions
 from pleo_export.host import PluginHost
 from pleo_export.pleo import errors as pleo_errors
 from pleo_export.pleo.auth import ApiKeyAuth, BearerTokenAuth

@@ -1,4 +1,4 @@
-"""Per-company leases, and a worker that serves several companies in turn.
+"""Per-company leases: one worker at a time per company.
 
 Several pleo-export processes may share one state store (PostgreSQL). They must never work on
 the same company at once: before touching a company's jobs a worker takes the lease
@@ -14,9 +14,7 @@ the lease counts as lost: the engine stops at the next item boundary (checked in
 store call per item) and sends nothing more to Pleo for that job; the new holder resumes it.
 A worker that cannot get a lease skips that company for this round and logs it.
 
-:class:`Worker` runs the rounds: every company in turn (the configured order), one job per
-company per turn, oldest first, until a whole round finds nothing to do. Dry runs take no
-lease, since they change nothing.
+:class:`~pleo_export.engine.worker.Worker` runs the rounds under these leases.
 """
 
 from __future__ import annotations
@@ -25,19 +23,15 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import anyio
 
-from pleo_export.engine.report import JobReport, RunReport
 from pleo_export.state import StateStoreError
 
 if TYPE_CHECKING:
-    from pleo_export.engine.runner import ExportEngine
-    from pleo_export.pleo.models import ExportJob
     from pleo_export.state.base import Lease, StateStore
 
 __all__ = [
@@ -45,8 +39,6 @@ __all__ = [
     "LEASE_PREFIX",
     "CompanyLease",
     "LeaseLost",
-    "Worker",
-    "WorkerOptions",
     "hold_company",
     "lease_name",
     "worker_identity",
@@ -213,212 +205,3 @@ async def hold_company(
                     )
     if failure is not None:
         raise failure
-
-
-@dataclass
-class WorkerOptions:
-    holder: str = field(default_factory=worker_identity)
-    """This worker's name in the store's leases (``engine.worker_id``)."""
-    lease_ttl: float = DEFAULT_LEASE_TTL
-    """Seconds a lease lasts without renewal (``engine.lease_ttl``)."""
-    take_leases: bool = True
-    """``False`` for dry runs: they change nothing, so they need no lease."""
-
-
-class Worker:
-    """Serves one or several companies: leases each in turn and runs its oldest job.
-
-    Args:
-        engine: the engine for the configured company (or, with no companies configured, for
-            whatever companies the credential sees: they are discovered from the job list).
-        companies: the companies to serve, in the order they take turns.
-        engines: engines for particular companies (e.g. with their own connector settings);
-            a company without one gets a copy of ``engine`` bound to it.
-        options: the lease settings.
-    """
-
-    def __init__(
-        self,
-        engine: ExportEngine,
-        companies: Sequence[str] = (),
-        *,
-        engines: Mapping[str, ExportEngine] | None = None,
-        options: WorkerOptions | None = None,
-    ) -> None:
-        self.engine = engine
-        self.companies = list(dict.fromkeys(companies))
-        self.options = options or WorkerOptions()
-        self._engines: dict[str, ExportEngine] = dict(engines or {})
-        self.leased_elsewhere: list[str] = []
-        """Companies skipped in the last run because another worker held their lease."""
-        self._waiting: dict[str, int] = {}
-        """Company -> its jobs pending or in progress in Pleo, counted when it was skipped."""
-        self.current_lease: CompanyLease | None = None
-        """The lease covering the job being processed right now, if any."""
-
-    @property
-    def store(self) -> StateStore:
-        return self.engine.store
-
-    @property
-    def holder(self) -> str:
-        return self.options.holder
-
-    def engine_for(self, company_id: str) -> ExportEngine:
-        """The engine bound to ``company_id`` (built from the base engine on first use)."""
-        known = self._engines.get(company_id)
-        if known is not None:
-            return known
-        if not self.companies or self.engine.options.company_id == company_id:
-            engine = self.engine
-        else:
-            from pleo_export.engine.runner import ExportEngine
-
-            engine = ExportEngine(
-                client=self.engine.client,
-                connector=self.engine.connector,
-                store=self.engine.store,
-                hooks=self.engine.hooks,
-                options=replace(self.engine.options, company_id=company_id),
-                progress=self.engine.progress,
-            )
-            engine.unavailable = self.engine.unavailable
-        self._engines[company_id] = engine
-        return engine
-
-    def engines(self) -> dict[str, ExportEngine]:
-        """The engine of every configured company (empty when companies are discovered)."""
-        return {company: self.engine_for(company) for company in self.companies}
-
-    async def _turn_order(self) -> list[str]:
-        if self.companies:
-            return list(self.companies)
-        jobs = await self.engine.pending_jobs()
-        return list(dict.fromkeys(job.company_id for job in jobs))
-
-    # --- running ---------------------------------------------------------------------------
-
-    async def run_pending(self, *, max_jobs: int | None = None) -> RunReport:
-        """Process pending jobs of every company, one job per company per turn, until a whole
-        round finds nothing to do (or ``max_jobs`` jobs were taken)."""
-        self.leased_elsewhere = []
-        self._waiting = {}
-        if not self.options.take_leases:
-            return await self._dry_run(max_jobs)
-        report = RunReport()
-        seen: set[str] = set()
-        taken = 0
-        while True:
-            progressed = False
-            skipped: list[str] = []
-            for company in await self._turn_order():
-                if max_jobs is not None and taken >= max_jobs:
-                    self.leased_elsewhere = skipped
-                    report.waiting_elsewhere = {c: self._waiting.get(c, 0) for c in skipped}
-                    return report
-                outcome = await self._turn(company, seen, report)
-                if outcome is None:
-                    skipped.append(company)
-                elif outcome:
-                    taken += 1
-                    progressed = True
-            self.leased_elsewhere = skipped
-            if not progressed:
-                report.waiting_elsewhere = {c: self._waiting.get(c, 0) for c in skipped}
-                return report
-
-    async def _dry_run(self, max_jobs: int | None) -> RunReport:
-        if not self.companies:
-            return await self.engine.run_pending(max_jobs=max_jobs)
-        report = RunReport()
-        for company in self.companies:
-            left = None if max_jobs is None else max_jobs - len(report.jobs)
-            if left is not None and left <= 0:
-                break
-            part = await self.engine_for(company).run_pending(max_jobs=left)
-            report.jobs.extend(part.jobs)
-            report.skipped_jobs.extend(part.skipped_jobs)
-        return report
-
-    async def _turn(self, company: str, seen: set[str], report: RunReport) -> bool | None:
-        """One company's turn: ``None`` if leased elsewhere, else whether a job was taken."""
-        engine = self.engine_for(company)
-        async with hold_company(self.store, company, self.holder, self.options.lease_ttl) as lease:
-            if lease is None:
-                waiting = [job for job in await engine.pending_jobs() if job.company_id == company]
-                self._waiting[company] = len(waiting)
-                log.info(
-                    "another worker is serving this company; skipped it this round",
-                    extra={
-                        "event": "company.leased_elsewhere",
-                        "company_id": company,
-                        "worker": self.holder,
-                        "jobs_waiting": len(waiting),
-                    },
-                )
-                return None
-            jobs = [
-                job
-                for job in await engine.pending_jobs()
-                if job.company_id == company and job.id not in seen
-            ]
-            if not jobs:
-                return False
-            job = jobs[0]
-            seen.add(job.id)
-            job_report = await self._process(engine, job, lease)
-        if job_report is None:
-            report.skipped_jobs.append(job.id)
-        else:
-            report.jobs.append(job_report)
-        return True
-
-    async def _process(
-        self, engine: ExportEngine, job: ExportJob, lease: CompanyLease
-    ) -> JobReport | None:
-        engine.lease_check = lease.check
-        self.current_lease = lease
-        try:
-            return await engine.process(job)
-        except LeaseLost as lost:
-            log.error(
-                "stopped working on the job: the company's lease was lost",
-                extra={
-                    "event": "job.lease_lost",
-                    "job_id": job.id,
-                    "company_id": job.company_id,
-                    "worker": self.holder,
-                    "reason": str(lost),
-                },
-            )
-            return None
-        finally:
-            engine.lease_check = None
-            self.current_lease = None
-
-    async def run_job(self, job_id: str) -> JobReport | None:
-        """Process one job by id (the manual trigger), under its company's lease."""
-        job = await self.engine.client.get_job(job_id)
-        engine = (
-            self.engine_for(job.company_id)
-            if not self.companies or job.company_id in self.companies
-            else self.engine  # bound to another company: pre-export validation fails the job
-        )
-        if not self.options.take_leases:
-            return await engine.process(job)
-        async with hold_company(
-            self.store, job.company_id, self.holder, self.options.lease_ttl
-        ) as lease:
-            if lease is None:
-                self.leased_elsewhere = [job.company_id]
-                log.warning(
-                    "another worker is serving this job's company; left the job alone",
-                    extra={
-                        "event": "company.leased_elsewhere",
-                        "company_id": job.company_id,
-                        "job_id": job.id,
-                        "worker": self.holder,
-                    },
-                )
-                return None
-            return await self._process(engine, await engine.client.get_job(job_id), lease)
