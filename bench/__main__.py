@@ -324,7 +324,7 @@ def bench_profile(items: int) -> dict[str, Any]:
     store_s = cumulative("pleo_export/state/sqlite.py", _STORE_METHODS)
     unreported_s = cumulative("pleo_export/state/sqlite.py", {"unreported"})
     plan_s = cumulative("pleo_export/bookkeeping.py", {"plan_item"})
-    parse_s = cumulative("pleo_export/engine/runner.py", {"_parse_item"})
+    parse_s = cumulative("pleo_export/engine/delivery.py", {"_parse_item"})
     rest = total - sandbox_s - client_s - store_s - plan_s - parse_s
     parts = {
         "sandbox (ASGI app, in process)": sandbox_s,

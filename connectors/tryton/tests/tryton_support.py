@@ -95,24 +95,26 @@ async def run_engine(
     store = open_store("sqlite:///:memory:" if dry_run else f"sqlite:///{state_path}")
     connector = TrytonConnector(settings, context)
     options = EngineOptions(company_id=company_id, dry_run=dry_run, retry_base_delay=0.01)
-    engine = ExportEngine(
-        client=client,
-        connector=connector,
-        store=store,
-        hooks=PluginHost(load_entry_points=False),
-        options=options,
-    )
     async with client:
         await store.open()
         try:
+            unavailable: JobRejected | None = None
             try:  # as pleo_export.app.open_session does
                 await connector.open()
             except JobRejected as rejected:
-                engine.unavailable = rejected
+                unavailable = rejected
             except TargetTemporarilyUnavailable as error:
-                engine.unavailable = JobRejected(
+                unavailable = JobRejected(
                     ExportJobFailureReasonType.ACCOUNTING_SYSTEM_UNREACHABLE, error.message
                 )
+            engine = ExportEngine(
+                client=client,
+                connector=connector,
+                store=store,
+                hooks=PluginHost(load_entry_points=False),
+                options=options,
+                unavailable=unavailable,
+            )
             try:
                 return await engine.run_pending()
             finally:

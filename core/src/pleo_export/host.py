@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from stevedore import DriverManager, ExtensionManager
@@ -36,6 +36,12 @@ from pleo_export.connector import (
     ConnectorManifest,
 )
 from pleo_export.hookspecs import Problem
+
+if TYPE_CHECKING:
+    from pleo_export.engine.report import JobReport
+    from pleo_export.ledger import PostingPlan
+    from pleo_export.pleo.models import ExportItem, ExportJob
+    from pleo_export.state.base import ItemOutcome
 
 CONNECTORS_GROUP = "pleo_export.connectors"
 PLUGINS_GROUP = "pleo_export.plugins"
@@ -300,27 +306,37 @@ class PluginHost:
 
     # --- typed hook calls ----------------------------------------------------------------------
 
-    def job_started(self, **kwargs: Any) -> None:
-        self.pm.hook.pleo_export_job_started(**kwargs)
+    def job_started(self, *, job: ExportJob, resumed: bool) -> None:
+        self.pm.hook.pleo_export_job_started(job=job, resumed=resumed)
 
-    def job_finished(self, **kwargs: Any) -> None:
-        self.pm.hook.pleo_export_job_finished(**kwargs)
+    def job_finished(self, *, job: ExportJob, report: JobReport) -> None:
+        self.pm.hook.pleo_export_job_finished(job=job, report=report)
 
-    def validate_job(self, **kwargs: Any) -> list[Problem]:
-        return _flatten(self.pm.hook.pleo_export_validate_job(**kwargs))
+    def validate_job(self, *, job: ExportJob, manifest: ConnectorManifest) -> list[Problem]:
+        return _flatten(self.pm.hook.pleo_export_validate_job(job=job, manifest=manifest))
 
-    def validate_item(self, **kwargs: Any) -> list[Problem]:
-        return _flatten(self.pm.hook.pleo_export_validate_item(**kwargs))
+    def validate_item(self, *, item: ExportItem, job: ExportJob) -> list[Problem]:
+        return _flatten(self.pm.hook.pleo_export_validate_item(item=item, job=job))
 
-    def map_item(self, **kwargs: Any) -> Any:
-        return self.pm.hook.pleo_export_map_item(**kwargs)
+    def map_item(self, *, plan: PostingPlan) -> object:
+        """The first plugin's replacement plan, or ``None`` (the engine checks its type)."""
+        result: object = self.pm.hook.pleo_export_map_item(plan=plan)
+        return result
 
-    def classify_error(self, **kwargs: Any) -> ConnectorError | None:
-        result = self.pm.hook.pleo_export_classify_error(**kwargs)
+    def classify_error(
+        self, *, error: BaseException, manifest: ConnectorManifest, during: str
+    ) -> ConnectorError | None:
+        result = self.pm.hook.pleo_export_classify_error(
+            error=error, manifest=manifest, during=during
+        )
         return result if isinstance(result, ConnectorError) else None
 
-    def item_outcome(self, **kwargs: Any) -> None:
-        self.pm.hook.pleo_export_item_outcome(**kwargs)
+    def item_outcome(
+        self, *, job: ExportJob, accounting_entry_id: str, outcome: ItemOutcome
+    ) -> None:
+        self.pm.hook.pleo_export_item_outcome(
+            job=job, accounting_entry_id=accounting_entry_id, outcome=outcome
+        )
 
 
 def _flatten(results: list[list[Problem] | None]) -> list[Problem]:

@@ -97,8 +97,8 @@ class Worker:
                 hooks=self.engine.hooks,
                 options=replace(self.engine.options, company_id=company_id),
                 progress=self.engine.progress,
+                unavailable=self.engine.unavailable,
             )
-            engine.unavailable = self.engine.unavailable
         self._engines[company_id] = engine
         return engine
 
@@ -145,13 +145,13 @@ class Worker:
 
     async def _dry_run(self, max_jobs: int | None) -> RunReport:
         if not self.companies:
-            return await self.engine.run_pending(max_jobs=max_jobs)
+            return await run_in_order(self.engine, max_jobs=max_jobs)
         report = RunReport()
         for company in self.companies:
             left = None if max_jobs is None else max_jobs - len(report.jobs)
             if left is not None and left <= 0:
                 break
-            part = await self.engine_for(company).run_pending(max_jobs=left)
+            part = await run_in_order(self.engine_for(company), max_jobs=left)
             report.jobs.extend(part.jobs)
             report.skipped_jobs.extend(part.skipped_jobs)
         return report
@@ -192,10 +192,9 @@ class Worker:
     async def _process(
         self, engine: ExportEngine, job: ExportJob, lease: CompanyLease
     ) -> JobReport | None:
-        engine.lease_check = lease.check
         self.current_lease = lease
         try:
-            return await engine.process(job)
+            return await engine.process(job, lease_check=lease.check)
         except LeaseLost as lost:
             log.error(
                 "stopped working on the job: the company's lease was lost",
@@ -209,7 +208,6 @@ class Worker:
             )
             return None
         finally:
-            engine.lease_check = None
             self.current_lease = None
 
     async def run_job(self, job_id: str) -> JobReport | None:
@@ -238,3 +236,36 @@ class Worker:
                 )
                 return None
             return await self._process(engine, await engine.client.get_job(job_id), lease)
+
+
+async def run_in_order(engine: ExportEngine, *, max_jobs: int | None = None) -> RunReport:
+    """Process ``engine``'s pending jobs one at a time, oldest first, until none is left.
+
+    No lease is taken: this is the loop of a dry run, and of :meth:`Worker.run_pending` when it
+    takes no leases. Pleo allows one unfinished job per company, so the next export of a
+    company only appears once the current job is finished: detection repeats after every job.
+    """
+    report = RunReport()
+    seen: set[str] = set()
+    while max_jobs is None or len(seen) < max_jobs:
+        fresh = [job for job in await engine.pending_jobs() if job.id not in seen]
+        if not fresh:
+            break
+        job = fresh[0]
+        seen.add(job.id)
+        job_report = await engine.process(job)
+        if job_report is None:
+            report.skipped_jobs.append(job.id)
+        else:
+            report.jobs.append(job_report)
+        if engine.options.dry_run:
+            # Nothing changes in Pleo during a dry run, so no further job can appear.
+            for other in fresh[1:]:
+                if max_jobs is not None and len(seen) >= max_jobs:
+                    break
+                seen.add(other.id)
+                other_report = await engine.process(other)
+                if other_report is not None:
+                    report.jobs.append(other_report)
+            break
+    return report

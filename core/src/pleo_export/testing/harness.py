@@ -363,9 +363,7 @@ class World:
             retry_base_delay=0.001,
             retry_max_delay=0.01,
         )
-        engine = ExportEngine(
-            client=client, connector=connector, store=store, hooks=self.host, options=options
-        )
+        unavailable: JobRejected | None = None
         report: RunReport | None = None
         crashed = False
         async with client:
@@ -374,9 +372,9 @@ class World:
                 try:
                     await connector.open()
                 except JobRejected as rejected:
-                    engine.unavailable = rejected
+                    unavailable = rejected
                 except TargetTemporarilyUnavailable as error:
-                    engine.unavailable = JobRejected(
+                    unavailable = JobRejected(
                         JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, error.message
                     )
                 except Exception as error:
@@ -388,6 +386,14 @@ class World:
                         f"open() raised {type(error).__name__}: {error}; pleo-export run would "
                         f"stop here: {hint}"
                     ) from error
+                engine = ExportEngine(
+                    client=client,
+                    connector=connector,
+                    store=store,
+                    hooks=self.host,
+                    options=options,
+                    unavailable=unavailable,
+                )
                 try:
                     report = await engine.run_pending()
                 except (ConnectorError, pleo_errors.PleoApiError) as error:
@@ -406,7 +412,7 @@ class World:
             report=report,
             crashed=crashed,
             connector=connector,
-            unavailable=engine.unavailable,
+            unavailable=unavailable,
             client_waits=clock.skipped,
         )
 
