@@ -4,6 +4,9 @@ The first run creates ``<dir>/pleo-export.toml``, a starter ledger whose account
 sandbox chart's codes, and then exports the sandbox's jobs. Later runs reuse the folder: the
 sandbox offers the same expenses again, the connector finds each one in the ledger by its
 reference, and nothing is posted twice.
+
+This module does the work and returns a :class:`DemoResult`; the command's output is printed by
+:mod:`pleo_export.cli.demo`.
 """
 
 from __future__ import annotations
@@ -12,17 +15,16 @@ import json
 import os
 import shutil
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from pleo_export.config import SANDBOX, ConfigError, SandboxSettings
+from pleo_export.config import SANDBOX, ConfigError, SandboxSettings, Settings
 from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 
 if TYPE_CHECKING:
-    from pleo_export.cli import Context
+    from pleo_export.engine.options import Progress
 
 DEMO_CONNECTOR = "beancount"
 
@@ -98,15 +100,35 @@ def _refuse_connector_overrides() -> None:
         )
 
 
-async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool) -> int:
-    from pleo_export.app import open_session
-    from pleo_export.cli import EXIT_ITEMS_FAILED, EXIT_OK, TerminalProgress, _print_report
+@dataclass
+class DemoResult:
+    """What one demo run did: the run report, the item types exported and the ledger check."""
+
+    directory: Path
+    first_run: bool
+    report: RunReport
+    item_types: Counter[str] = field(default_factory=Counter)
+    target_problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "first_run": self.first_run,
+            "report": self.report.to_json(),
+            "item_types": dict(sorted(self.item_types.items())),
+            "target_problems": self.target_problems,
+        }
+
+
+def prepare_demo(directory: Path, *, fresh: bool) -> tuple[Path, bool]:
+    """Create (or with ``fresh`` recreate) the demo folder; returns its configuration file and
+    whether this is the first run (the configuration and starter ledger were just written)."""
     from pleo_export.simulator import require_sandbox
 
     require_sandbox("pleo-export demo")
     from pleo_export_sandbox import DEMO_CHART
 
-    directory = directory.resolve()  # noqa: ASYNC240 - a few stat calls at start-up
+    directory = directory.resolve()
     config = directory / "pleo-export.toml"
     if fresh and directory.exists():
         shutil.rmtree(directory)
@@ -117,8 +139,16 @@ async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool)
         currency = SandboxSettings().wallet_currency
         values = connector_cls.scaffold(directory, DEMO_CHART, currency)
         write_demo_config(directory, values)
-    obj.config = config
-    settings = obj.settings()
+    return config, first_run
+
+
+async def run_demo(
+    settings: Settings, config: Path, *, first_run: bool, progress: Progress | None = None
+) -> DemoResult:
+    """Export the sandbox's jobs with ``settings`` (loaded from ``config``) and check the
+    ledger. Raises :class:`ConfigError` when the settings point at anything but the sandbox."""
+    from pleo_export.app import open_session
+
     if settings.pleo.base_url != SANDBOX:
         # The demo's ledger takes generated expenses; it never talks to a real Pleo company.
         raise ConfigError(
@@ -127,7 +157,6 @@ async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool)
             f"pleo-export --config {config} run for a real company, or pleo-export demo --fresh"
         )
     _refuse_connector_overrides()
-    progress = TerminalProgress(enabled=not as_json)
     async with open_session(settings, progress=progress) as session:
         report: RunReport = await session.engine.run_pending()
         target_problems = await session.connector.verify()
@@ -137,36 +166,4 @@ async def run_demo(obj: Context, directory: Path, *, fresh: bool, as_json: bool)
                 for item in session.sandbox.job_items(job.job_id):
                     exported = session.sandbox.export_item(item.accounting_entry_id)
                     types[str(exported.get("type"))] += 1
-    summary: dict[str, Any] = {
-        "directory": str(directory),
-        "first_run": first_run,
-        "report": report.to_json(),
-        "item_types": dict(sorted(types.items())),
-        "target_problems": target_problems,
-    }
-    if as_json:
-        click.echo(json.dumps(summary, indent=2, default=str))
-    else:
-        _print_report(report)
-        totals = summary["report"]["totals"]
-        click.echo("")
-        click.echo(f"Demo folder: {directory}")
-        click.echo(
-            f"{len(report.jobs)} jobs, {sum(types.values())} items of {len(types)} types: "
-            f"{totals['posted']} posted now, {totals['recovered']} already in the ledger, "
-            f"{totals['failed']} failed (each with its reason above)"
-        )
-        if target_problems:
-            click.echo("Ledger check: PROBLEMS")
-            for problem in target_problems:
-                click.echo(f"  {problem}")
-        else:
-            click.echo("Ledger check: the ledger loads in beancount with no errors")
-        if first_run:
-            click.echo(
-                "Run `pleo-export demo` again: every entry is found by reference, "
-                "nothing is posted twice."
-            )
-    if target_problems:
-        return EXIT_ITEMS_FAILED
-    return EXIT_OK
+    return DemoResult(config.parent, first_run, report, types, list(target_problems))
