@@ -320,7 +320,7 @@ def bench_profile(items: int) -> dict[str, Any]:
         )
 
     sandbox_s = cumulative("bench/harness.py", {"__call__"})
-    client_s = cumulative("pleo_export/pleo/client.py", {"_call"}) - sandbox_s
+    client_s = cumulative("pleo_export/pleo/transport.py", {"_call"}) - sandbox_s
     store_s = cumulative("pleo_export/state/sqlite.py", _STORE_METHODS)
     unreported_s = cumulative("pleo_export/state/sqlite.py", {"unreported"})
     plan_s = cumulative("pleo_export/bookkeeping.py", {"plan_item"})
