@@ -166,22 +166,6 @@ class TaxType(StrEnum):
     REVERSE = "reverse"
 
 
-class InvoiceStatus(StrEnum):
-    PENDING_APPROVAL = "pending_approval"
-    PARSED = "parsed"
-    PREPARING = "preparing"
-    PREPARED = "prepared"
-    READY = "ready"
-    REJECTED_BY_APPROVER = "rejected_by_approver"
-    MARKED_AS_PAID = "marked_as_paid"
-    SCHEDULED = "scheduled"
-    PAYMENT_IN_PROGRESS = "payment_in_progress"
-    PAID = "paid"
-    VOIDED_BY_USER = "voided_by_user"
-    REJECTED_BY_USER = "rejected_by_user"
-    FAILED_PAYMENT = "failed_payment"
-
-
 # --- export jobs (control layer) -------------------------------------------------------------
 
 

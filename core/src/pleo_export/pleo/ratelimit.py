@@ -88,11 +88,6 @@ class RequestBudget:
             f"window_seconds={self.window_seconds})"
         )
 
-    @property
-    def paused_until(self) -> float:
-        """The clock time before which no request starts (``-inf`` when not paused)."""
-        return self._paused_until
-
     def pause_until(self, until: float) -> None:
         """Let no request start before clock time ``until``.
 
