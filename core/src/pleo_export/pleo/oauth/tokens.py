@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -30,9 +31,14 @@ from pleo_export.pleo.oauth.endpoint import (
     TokenEndpoint,
     TokenSet,
 )
-from pleo_export.state.base import StateStore, StoredToken
+from pleo_export.state.base import LeaseStore, StoredToken, TokenStore
 
-__all__ = ["TokenManager", "is_dead", "token_key"]
+__all__ = ["RefreshStore", "TokenManager", "is_dead", "token_key"]
+
+
+class RefreshStore(TokenStore, LeaseStore, Protocol):
+    """The parts of the state store :class:`TokenManager` uses: the tokens and the refresh
+    lease (any :class:`~pleo_export.state.base.StateStore` is one)."""
 
 
 # --- the token manager ------------------------------------------------------------------------
@@ -65,7 +71,7 @@ class TokenManager:
 
     def __init__(
         self,
-        store: StateStore,
+        store: RefreshStore,
         endpoint: TokenEndpoint,
         key: str,
         *,
