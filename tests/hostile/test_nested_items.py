@@ -105,7 +105,7 @@ def test_an_oauth_token_response_nested_too_deep_is_not_a_token() -> None:
     token in it (the caller then reports which fields are missing)."""
     import httpx
 
-    from pleo_export.pleo.oauth import _json_object
+    from pleo_export.pleo.oauth.endpoint import _json_object
 
     deep = b'{"access_token": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     data = _json_object(httpx.Response(200, content=deep))
