@@ -29,17 +29,13 @@ Where both are silent the sandbox chooses, and says so:
   are listed in ``SANDBOX_OAUTH_DEVIATIONS`` there.
 """
 
-from pleo_export_sandbox.app import RequestRecord, Sandbox, SandboxConfig
+from pleo_export_sandbox.app import Sandbox
+from pleo_export_sandbox.chart import DEMO_CHART, UNKNOWN_ACCOUNT_CODE, Chart, ChartAccount
+from pleo_export_sandbox.config import RequestRecord, SandboxConfig
 from pleo_export_sandbox.faults import ArmedFault, FaultRule
-from pleo_export_sandbox.generator import (
-    DEMO_CHART,
-    UNKNOWN_ACCOUNT_CODE,
-    Chart,
-    ChartAccount,
-    generate_items,
-    render_file,
-)
-from pleo_export_sandbox.store import ALL_SCOPES, ApiError, Company, Credential
+from pleo_export_sandbox.files import render_file
+from pleo_export_sandbox.generator import generate_items
+from pleo_export_sandbox.records import ALL_SCOPES, ApiError, Company, Credential
 
 __all__ = [
     "ALL_SCOPES",

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pleo_export_sandbox.app import RequestRecord, Sandbox
+    from pleo_export_sandbox.app import Sandbox
+    from pleo_export_sandbox.config import RequestRecord
 
 __all__ = ["JobAudit", "Touch", "Transition", "job_of_request"]
 

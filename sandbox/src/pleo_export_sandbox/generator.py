@@ -27,466 +27,67 @@ from __future__ import annotations
 
 import hashlib
 import random
-import struct
-import uuid
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from pleo_export.money import decimals
 from pleo_export.pleo.models import ExportItemType, format_timestamp
-
-T = ExportItemType
-
-UNKNOWN_ACCOUNT_CODE = "6999"
-"""Account code put on lines that must fail in the target with ``account_unknown``: the demo
-ledger never opens it."""
-
-LARGE_FILE_SIZE = 3_200_000
-"""Size in bytes of the "large" attachments: just over 3 MB (3,145,728 bytes), the limit of
-several accounting systems, so connectors can exercise ``receipt_file_size_limit_exceeded``."""
-
-FILE_MIME = {"png": "image/png", "pdf": "application/pdf"}
-
-
-def _uuid(key: str) -> str:
-    """A stable UUID (version 4 layout) derived from ``key``."""
-    digest = hashlib.sha256(key.encode()).digest()[:16]
-    return str(uuid.UUID(bytes=digest, version=4))
-
-
-# --- the demo chart ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChartAccount:
-    code: str
-    name: str
-    category: str
-    """``expense``, ``income``, ``asset`` or ``liability``: how a ledger should open it."""
-
-    @property
-    def id(self) -> str:
-        """Pleo's id of the account (``AccountV3.id``)."""
-        return _uuid(f"account:{self.code}")
-
-
-@dataclass(frozen=True)
-class TaxCode:
-    code: str
-    name: str
-    rate: Decimal
-    type: str
-    """``inclusive``, ``exclusive`` or ``reverse`` (``TaxTypeV3``)."""
-    ingoing_tax_account: str | None = None
-    outgoing_tax_account: str | None = None
-
-    @property
-    def id(self) -> str:
-        return _uuid(f"tax:{self.code}")
-
-
-@dataclass(frozen=True)
-class TagValue:
-    code: str
-    name: str
-    group_code: str
-
-    @property
-    def id(self) -> str:
-        return _uuid(f"tag:{self.group_code}:{self.code}")
-
-
-@dataclass(frozen=True)
-class TagGroup:
-    code: str
-    name: str
-    tags: tuple[TagValue, ...]
-
-
-@dataclass(frozen=True)
-class ChartVendor:
-    """A vendor as Pleo's Vendors API knows it (``VendorV3``)."""
-
-    name: str
-    code: str
-    external_id: str
-    tax_registration_number: str
-    country: str
-    default_currency: str
-    registration_number: str | None = None
-
-    @property
-    def id(self) -> str:
-        return _uuid(f"vendor:{self.code}")
-
-    def to_wire(self) -> dict[str, Any]:
-        wire = {
-            "id": self.id,
-            "name": self.name,
-            "code": self.code,
-            "externalId": self.external_id,
-            "country": self.country,
-            "defaultCurrency": self.default_currency,
-            "taxRegistrationNumber": self.tax_registration_number,
-        }
-        if self.registration_number:
-            wire["registrationNumber"] = self.registration_number
-        return wire
-
-
-@dataclass(frozen=True)
-class Merchant:
-    """A card merchant or invoicing supplier (``SupplierV3``)."""
-
-    name: str
-    category_code: str
-    """Merchant category code (MCC)."""
-    country: str
-    currency: str
-    account_code: str
-    vendor_code: str | None = None
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Person:
-    name: str
-    code: str
-    team_code: str
-
-    @property
-    def id(self) -> str:
-        return _uuid(f"user:{self.code}")
-
-
-@dataclass(frozen=True)
-class Team:
-    code: str
-    name: str
-
-    @property
-    def id(self) -> str:
-        return _uuid(f"team:{self.code}")
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Everything the generator draws from; the beancount demo ledger opens these accounts."""
-
-    expense_accounts: tuple[ChartAccount, ...]
-    wallet_account: ChartAccount
-    """Pleo's ``contraAccount``: the ledger account mirroring the Pleo wallet."""
-    tax_accounts: tuple[ChartAccount, ...]
-    unknown_account: ChartAccount
-    """Carries :data:`UNKNOWN_ACCOUNT_CODE`; deliberately not in :meth:`ledger_accounts`."""
-    tax_codes: tuple[TaxCode, ...]
-    tag_groups: tuple[TagGroup, ...]
-    vendors: tuple[ChartVendor, ...]
-    merchants: tuple[Merchant, ...]
-    invoice_suppliers: tuple[Merchant, ...]
-    teams: tuple[Team, ...]
-    people: tuple[Person, ...]
-    unknown_account_code: str = UNKNOWN_ACCOUNT_CODE
-
-    def ledger_accounts(self) -> tuple[ChartAccount, ...]:
-        """Every account a target ledger must open for generated items to book."""
-        return (*self.expense_accounts, self.wallet_account, *self.tax_accounts)
-
-    def account(self, code: str) -> ChartAccount:
-        for account in (*self.ledger_accounts(), self.unknown_account):
-            if account.code == code:
-                return account
-        raise KeyError(code)
-
-    def tax_code(self, code: str) -> TaxCode:
-        for tax in self.tax_codes:
-            if tax.code == code:
-                return tax
-        raise KeyError(code)
-
-    def vendor(self, code: str) -> ChartVendor:
-        for vendor in self.vendors:
-            if vendor.code == code:
-                return vendor
-        raise KeyError(code)
-
-    def team(self, code: str) -> Team:
-        for team in self.teams:
-            if team.code == code:
-                return team
-        raise KeyError(code)
-
-    def wallet_account_for(self, currency: str) -> ChartAccount:
-        """The wallet account as Pleo names it for a wallet in ``currency``."""
-        if currency == "GBP":
-            return self.wallet_account
-        return ChartAccount(self.wallet_account.code, f"Pleo {currency} Account", "asset")
-
-
-def _tags(group: str, *pairs: tuple[str, str]) -> tuple[TagValue, ...]:
-    return tuple(TagValue(code, name, group) for code, name in pairs)
-
-
-_M = Merchant
-DEMO_CHART = Chart(
-    expense_accounts=(
-        ChartAccount("6000", "Travel", "expense"),
-        ChartAccount("6010", "Accommodation", "expense"),
-        ChartAccount("6020", "Meals and Entertainment", "expense"),
-        ChartAccount("6100", "Office Supplies", "expense"),
-        ChartAccount("6200", "Software and Subscriptions", "expense"),
-        ChartAccount("6300", "Advertising and Marketing", "expense"),
-        ChartAccount("6400", "Telephone and Internet", "expense"),
-        ChartAccount("6500", "Training", "expense"),
-        ChartAccount("6600", "Equipment", "expense"),
-        ChartAccount("6700", "Professional Fees", "expense"),
-        ChartAccount("7310", "Per Diem Allowances", "expense"),
-        ChartAccount("7320", "Mileage Allowances", "expense"),
-        ChartAccount("7900", "Bank Charges and Interest", "expense"),
-        ChartAccount("4900", "Cashback Income", "income"),
-        ChartAccount("1210", "Petty Cash", "asset"),
-        ChartAccount("1560", "Employee Receivables", "asset"),
-    ),
-    wallet_account=ChartAccount("1990", "Pleo GBP Account", "asset"),
-    tax_accounts=(
-        ChartAccount("2201", "VAT Input", "asset"),
-        ChartAccount("2202", "VAT Output Reverse Charge", "liability"),
-    ),
-    unknown_account=ChartAccount(UNKNOWN_ACCOUNT_CODE, "Unmapped Category", "expense"),
-    tax_codes=(
-        TaxCode("S20", "Standard rate 20%", Decimal("0.2"), "inclusive", "2201"),
-        TaxCode("R5", "Reduced rate 5%", Decimal("0.05"), "inclusive", "2201"),
-        TaxCode("Z0", "Zero rate", Decimal("0"), "inclusive"),
-        TaxCode("EX20", "Standard rate 20% on net", Decimal("0.2"), "exclusive", "2201"),
-        TaxCode("RC20", "Reverse charge 20%", Decimal("0.2"), "reverse", "2201", "2202"),
-    ),
-    tag_groups=(
-        TagGroup(
-            "DEPT",
-            "Department",
-            _tags(
-                "DEPT",
-                ("ENG", "Engineering"),
-                ("SAL", "Sales"),
-                ("OPS", "Operations"),
-                ("FIN", "Finance"),
-            ),
-        ),
-        TagGroup(
-            "PROJ",
-            "Project",
-            _tags("PROJ", ("ALPHA", "Project Alpha"), ("BRAVO", "Project Bravo")),
-        ),
-    ),
-    vendors=(
-        ChartVendor("Amazon EU S.a.r.l.", "V1001", "AS-1001", "LU20260743", "LU", "GBP"),
-        ChartVendor("Google Ireland Ltd", "V1002", "AS-1002", "IE6388047V", "IE", "GBP"),
-        ChartVendor("Slack Technologies LLC", "V1003", "AS-1003", "EU372008134", "US", "USD"),
-        ChartVendor("BT Group plc", "V1004", "AS-1004", "GB245719348", "GB", "GBP"),
-        ChartVendor(
-            "Acme Office Cleaning Ltd", "V2001", "AS-2001", "GB123456782", "GB", "GBP", "0871234"
-        ),
-        ChartVendor(
-            "Brightside Marketing Ltd", "V2002", "AS-2002", "GB987654321", "GB", "GBP", "1102938"
-        ),
-        ChartVendor("Cloudhost GmbH", "V2003", "AS-2003", "DE811907980", "DE", "EUR", "HRB 1234"),
-        ChartVendor("Northwind Legal LLP", "V2004", "AS-2004", "GB555123456", "GB", "GBP"),
-    ),
-    merchants=(
-        _M("AMZN Mktp UK", "5942", "GB", "GBP", "6100", "V1001", ("Printer ink", "Notebooks")),
-        _M("GOOGLE*ADS8693645259", "7311", "IE", "EUR", "6300", "V1002", ("Search ads",)),
-        _M("Slack Technologies", "5734", "US", "USD", "6200", "V1003", ("Slack Pro seats",)),
-        _M("BT Business", "4814", "GB", "GBP", "6400", "V1004", ("Broadband",)),
-        _M("Pret A Manger", "5814", "GB", "GBP", "6020", None, ("Team lunch", "Client coffee")),
-        _M("British Airways", "3005", "GB", "GBP", "6000", None, ("Flight to Edinburgh",)),
-        _M("Premier Inn", "7011", "GB", "GBP", "6010", None, ("Hotel, client visit",)),
-        _M("Uber *Trip", "4121", "NL", "EUR", "6000", None, ("Taxi to airport",)),
-        _M("Atlassian", "5734", "AU", "USD", "6200", None, ("Jira licences",)),
-        _M("Apple Store", "5732", "GB", "GBP", "6600", None, ("USB-C adapters",)),
-        _M("Coursera", "8299", "US", "USD", "6500", None, ("Online course",)),
-        _M("Ryman Stationery", "5111", "GB", "GBP", "6100", None, ("Stationery",)),
-        _M("Deutsche Bahn", "4112", "DE", "EUR", "6000", None, ("Train Berlin-Hamburg",)),
-        _M("Hotel Adlon Berlin", "7011", "DE", "EUR", "6010", None, ("Conference hotel",)),
-        _M("Cafe de Flore", "5812", "FR", "EUR", "6020", None, ("Dinner with partner",)),
-        _M("Systembolaget", "5921", "SE", "SEK", "6020", None, ("Office party",)),
-        _M("Tokyo Hands", "5999", "JP", "JPY", "6100", None, ("Supplies, Tokyo office",)),
-    ),
-    invoice_suppliers=(
-        _M("Acme Office Cleaning Ltd", "7349", "GB", "GBP", "6700", "V2001", ("Cleaning",)),
-        _M("Brightside Marketing Ltd", "7311", "GB", "GBP", "6300", "V2002", ("Campaign",)),
-        _M("Cloudhost GmbH", "7372", "DE", "EUR", "6200", "V2003", ("Hosting",)),
-        _M("Northwind Legal LLP", "8111", "GB", "GBP", "6700", "V2004", ("Contract review",)),
-    ),
-    teams=(
-        Team("T-ENG", "Engineering"),
-        Team("T-SAL", "Sales"),
-        Team("T-OPS", "Operations"),
-    ),
-    people=(
-        Person("Luke Richardson", "E001", "T-ENG"),
-        Person("Amira Haddad", "E002", "T-ENG"),
-        Person("Sofia Lindqvist", "E003", "T-SAL"),
-        Person("Tom Okafor", "E004", "T-SAL"),
-        Person("Grace Chen", "E005", "T-OPS"),
-    ),
+from pleo_export_sandbox.amounts import (
+    HOME_COUNTRY,
+    convert,
+    dual,
+    tax_for,
+    to_minor,
+)
+from pleo_export_sandbox.chart import (
+    DEMO_CHART,
+    UNKNOWN_ACCOUNT_CODE,
+    Chart,
+    ChartAccount,
+    ChartVendor,
+    Merchant,
+    Person,
+    TagGroup,
+    TagValue,
+    TaxCode,
+    Team,
+    stable_uuid,
+)
+from pleo_export_sandbox.files import (
+    FILE_MIME,
+    LARGE_FILE_SIZE,
+    make_file_id,
+    parse_file_id,
+    render_file,
 )
 
-# --- money helpers ----------------------------------------------------------------------------
+__all__ = [  # the chart and the files lived here; their names stay importable from here
+    "ALL_TYPES",
+    "DEMO_CHART",
+    "FILE_MIME",
+    "LARGE_FILE_SIZE",
+    "NEGATIVE_TYPES",
+    "SPEND_TYPES",
+    "TRANSFER_TYPES",
+    "UNKNOWN_ACCOUNT_CODE",
+    "Chart",
+    "ChartAccount",
+    "ChartVendor",
+    "Merchant",
+    "Person",
+    "TagGroup",
+    "TagValue",
+    "TaxCode",
+    "Team",
+    "generate_items",
+    "make_file_id",
+    "parse_file_id",
+    "render_file",
+    "tax_for",
+]
 
-# Value of one major unit in EUR; only ratios matter.
-_FX_IN_EUR = {
-    "EUR": Decimal("1"),
-    "GBP": Decimal("1.17"),
-    "USD": Decimal("0.92"),
-    "SEK": Decimal("0.088"),
-    "DKK": Decimal("0.134"),
-    "NOK": Decimal("0.086"),
-    "JPY": Decimal("0.0062"),
-}
-_HOME_COUNTRY = {"GBP": "GB", "EUR": "IE", "USD": "US", "SEK": "SE", "DKK": "DK", "NOK": "NO"}
-
-
-def _round(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def _convert(minor: int, source: str, target: str) -> int:
-    """Convert minor units of ``source`` to minor units of ``target`` at the demo rates."""
-    if source == target:
-        return minor
-    major = Decimal(minor).scaleb(-decimals(source))
-    converted = major * _FX_IN_EUR.get(source, Decimal(1)) / _FX_IN_EUR.get(target, Decimal(1))
-    return _round(converted.scaleb(decimals(target)))
-
-
-def _to_minor(major: float, currency: str) -> int:
-    return _round(Decimal(str(round(major, 2))).scaleb(decimals(currency)))
-
-
-def tax_for(gross: int, tax: TaxCode) -> tuple[int, int]:
-    """``(tax amount, netAmount)`` in minor units for a line of ``gross`` (sign preserved)."""
-    sign = -1 if gross < 0 else 1
-    magnitude = abs(gross)
-    if tax.type == "reverse":
-        return sign * _round(magnitude * tax.rate), gross
-    amount = sign * _round(magnitude * tax.rate / (1 + tax.rate))
-    if tax.type == "exclusive":
-        return amount, gross - amount
-    return amount, gross
-
-
-def _money(currency: str, value: int) -> dict[str, Any]:
-    return {"currency": currency, "value": value}
-
-
-def _dual(
-    supplier_currency: str, supplier: int, wallet_currency: str, wallet: int
-) -> dict[str, Any]:
-    return {
-        "inSupplierCurrency": _money(supplier_currency, supplier),
-        "inWalletCurrency": _money(wallet_currency, wallet),
-    }
-
-
-# --- attachments ------------------------------------------------------------------------------
-
-
-def make_file_id(kind: str, size: int, key: str) -> str:
-    """The id of a generated attachment: everything needed to render it again."""
-    return f"{kind}-{size}-{key}"
-
-
-def parse_file_id(file_id: str) -> tuple[str, int, str]:
-    """``(kind, size, key)`` of a file id; ``ValueError`` if it is not one."""
-    kind, size, key = file_id.split("-", 2)
-    if kind not in FILE_MIME or not size.isdigit() or not key.isalnum():
-        raise ValueError(f"not a sandbox file id: {file_id!r}")
-    return kind, int(size), key
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def _filler(key: str, size: int) -> bytes:
-    """``size`` printable bytes derived from ``key``."""
-    unit = hashlib.sha256(key.encode()).hexdigest().encode()
-    return (unit * (size // len(unit) + 1))[:size]
-
-
-def _png(key: str, size: int) -> bytes:
-    """A 96x128 greyscale "receipt" (text-like bars), padded with a private chunk to ``size``."""
-    rng = random.Random(key)
-    width, height = 96, 128
-    rows = bytearray()
-    for y in range(height):
-        rows.append(0)  # filter type: none
-        text_row = y % 8 in (2, 3, 4) and 8 <= y < height - 8
-        bar = rng.randint(20, width - 12) if text_row else 0
-        rows.extend(40 if text_row and 6 <= x < bar else 250 for x in range(width))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    head = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-    head += _png_chunk(b"IDAT", zlib.compress(bytes(rows), 9))
-    tail = _png_chunk(b"IEND", b"")
-    padding = size - len(head) - len(tail) - 12
-    if padding < 0:
-        raise ValueError(f"a PNG needs at least {len(head) + len(tail) + 12} bytes, not {size}")
-    # "paDd": ancillary, private, safe-to-copy; decoders skip it.
-    return head + _png_chunk(b"paDd", _filler(key, padding)) + tail
-
-
-def _pdf(key: str, size: int) -> bytes:
-    """A one-page PDF receipt with a correct xref table, padded with comments to ``size``."""
-    text = f"Receipt {key[:8].upper()} - generated by the pleo-export sandbox"
-    stream = f"BT /F1 12 Tf 40 760 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-
-    def build(padding: int) -> bytes:
-        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        if padding:
-            filler = _filler(key, padding)
-            lines = [b"%" + filler[i : i + 77] + b"\n" for i in range(0, padding, 79)]
-            block = b"".join(lines)[:padding]
-            out += block[:-1] + b"\n" if len(block) > 1 else b"\n"
-        offsets = []
-        for number, body in enumerate(objects, start=1):
-            offsets.append(len(out))
-            out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-        xref = len(out)
-        out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-        out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-        out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n".encode()
-        out += f"startxref\n{xref}\n%%EOF\n".encode()
-        return bytes(out)
-
-    padding = max(0, size - len(build(0)))
-    for _ in range(3):  # the startxref number may grow by a digit
-        document = build(padding)
-        if len(document) == size:
-            return document
-        padding += size - len(document)
-        if padding < 0:
-            break
-    raise ValueError(f"cannot build a PDF of exactly {size} bytes")
-
-
-def render_file(file_id: str) -> tuple[bytes, str]:
-    """The bytes and MIME type of a generated attachment; ``len(bytes)`` is the id's size."""
-    kind, size, key = parse_file_id(file_id)
-    content = _png(key, size) if kind == "png" else _pdf(key, size)
-    return content, FILE_MIME[kind]
+T = ExportItemType
 
 
 # --- item generation --------------------------------------------------------------------------
@@ -688,7 +289,7 @@ def _line_wire(
 ) -> dict[str, Any]:
     wire: dict[str, Any] = {
         "accountingEntryLineId": line_id,
-        "lineAmount": _dual(supplier_currency, line.supplier, wallet_currency, line.wallet),
+        "lineAmount": dual(supplier_currency, line.supplier, wallet_currency, line.wallet),
     }
     net_supplier, net_wallet = line.supplier, line.wallet
     if line.tax is not None:
@@ -699,14 +300,14 @@ def _line_wire(
             "code": line.tax.code,
             "rate": float(line.tax.rate),
             "type": line.tax.type,
-            "amount": _dual(supplier_currency, tax_supplier, wallet_currency, tax_wallet),
+            "amount": dual(supplier_currency, tax_supplier, wallet_currency, tax_wallet),
         }
         if line.tax.ingoing_tax_account:
             tax["ingoingTaxAccount"] = line.tax.ingoing_tax_account
         if line.tax.outgoing_tax_account:
             tax["outgoingTaxAccount"] = line.tax.outgoing_tax_account
         wire["tax"] = tax
-    wire["netAmount"] = _dual(supplier_currency, net_supplier, wallet_currency, net_wallet)
+    wire["netAmount"] = dual(supplier_currency, net_supplier, wallet_currency, net_wallet)
     if line.account is not None:
         wire["account"] = {
             "id": line.account.id,
@@ -726,8 +327,8 @@ class _ItemBuilder:
         self.type = item_type
         self.key = f"{seed_key}:{index}"
         self.rng = random.Random(self.key)
-        self.id = _uuid(f"entry:{self.key}")
-        self.home = _HOME_COUNTRY.get(opts.wallet_currency, "GB")
+        self.id = stable_uuid(f"entry:{self.key}")
+        self.home = HOME_COUNTRY.get(opts.wallet_currency, "GB")
 
     def stream(self, name: str) -> random.Random:
         return random.Random(f"{self.key}:{name}")
@@ -744,11 +345,11 @@ class _ItemBuilder:
         ):
             supplier_currency = self._foreign_currency(merchant)
         low, high = _RANGES[item_type]
-        wallet_total = _to_minor(rng.uniform(low, high), wallet_currency)
+        wallet_total = to_minor(rng.uniform(low, high), wallet_currency)
         if item_type is T.ATM_WITHDRAWAL:
             wallet_total = max(1, round(wallet_total, -3))
-        supplier_total = _convert(wallet_total, wallet_currency, supplier_currency)
-        wallet_total = _convert(supplier_total, supplier_currency, wallet_currency)
+        supplier_total = convert(wallet_total, wallet_currency, supplier_currency)
+        wallet_total = convert(supplier_total, supplier_currency, wallet_currency)
 
         item: dict[str, Any] = {
             "_links": {
@@ -766,7 +367,7 @@ class _ItemBuilder:
             item["subType"] = sub_type
         lines = self._lines(merchant, supplier_total, wallet_total, supplier_currency)
         sign = -1 if item_type in NEGATIVE_TYPES else 1
-        item["amount"] = _dual(
+        item["amount"] = dual(
             supplier_currency, sign * supplier_total, wallet_currency, sign * wallet_total
         )
         item["accountingEntryLines"] = [
@@ -774,7 +375,7 @@ class _ItemBuilder:
                 _Line(sign * ln.supplier, sign * ln.wallet, ln.account, ln.tax, ln.tags),
                 supplier_currency,
                 wallet_currency,
-                _uuid(f"line:{self.key}:{n}"),
+                stable_uuid(f"line:{self.key}:{n}"),
             )
             for n, ln in enumerate(lines)
         ]
@@ -826,7 +427,7 @@ class _ItemBuilder:
             parts = rng.choices((1, 2, 3), weights=(70, 20, 10))[0]
         supplier_parts = _split(rng, supplier_total, parts)
         wallet_currency = self.opts.wallet_currency
-        wallet_parts = [_convert(p, supplier_currency, wallet_currency) for p in supplier_parts]
+        wallet_parts = [convert(p, supplier_currency, wallet_currency) for p in supplier_parts]
         wallet_parts[-1] = wallet_total - sum(wallet_parts[:-1])
         if (
             len(wallet_parts) > 1
@@ -972,9 +573,9 @@ def generate_items(
     """
     if count < 0:
         raise ValueError("count must be >= 0")
-    if wallet_currency not in _HOME_COUNTRY:
+    if wallet_currency not in HOME_COUNTRY:
         raise ValueError(
-            f"wallet currency {wallet_currency!r} is not one of {sorted(_HOME_COUNTRY)}"
+            f"wallet currency {wallet_currency!r} is not one of {sorted(HOME_COUNTRY)}"
         )
     chosen_types = tuple(ExportItemType(t) for t in types) if types is not None else ALL_TYPES
     if not chosen_types:

@@ -41,10 +41,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pleo_export_sandbox.store import ALL_SCOPES, Credential
+from pleo_export_sandbox.records import ALL_SCOPES, Credential
 
 if TYPE_CHECKING:
-    from pleo_export_sandbox.app import Sandbox
+    from pleo_export_sandbox.config import SandboxHost
 
 __all__ = [
     "AUTHORIZE_PATH",
@@ -228,7 +228,7 @@ def _with_query(uri: str, params: dict[str, str]) -> str:
 class OAuthServer:
     """Pleo's OAuth endpoints on the sandbox (see the module docstring)."""
 
-    def __init__(self, sandbox: Sandbox, config: OAuthConfig | None = None) -> None:
+    def __init__(self, sandbox: SandboxHost, config: OAuthConfig | None = None) -> None:
         self.sandbox = sandbox
         self.config = config or OAuthConfig()
         self.clients: dict[str, OAuthClient] = {}

@@ -22,16 +22,16 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from pleo_export_sandbox.store import ALL_SCOPES, Credential
+from pleo_export_sandbox.records import ALL_SCOPES, Credential
 
 if TYPE_CHECKING:
-    from pleo_export_sandbox.app import Sandbox
+    from pleo_export_sandbox.config import SandboxHost
 
 __all__ = ["add_organisation_key"]
 
 
 def add_organisation_key(
-    sandbox: Sandbox,
+    sandbox: SandboxHost,
     company_ids: Sequence[str],
     api_key: str | None = None,
     scopes: Iterable[str] = ALL_SCOPES,

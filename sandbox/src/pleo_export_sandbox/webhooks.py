@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from pleo_export.pleo.models import to_wire
-from pleo_export_sandbox.store import JobState
+from pleo_export_sandbox.records import JobState
 
 
 @dataclass
