@@ -10,6 +10,15 @@ Where the spec is silent the sandbox decides (the package docstring lists every 
 ``POST /v3/export-job-events`` and ``GET /v3/export-items`` answer 404 ``EXPORT_NOT_FOUND`` for
 an unknown job, ``GET /v3/export-items`` requires ``job_id`` (400 without it), and a
 ``company_id`` other than the credential's company is 403 ``FORBIDDEN``.
+
+Where the parts live: :mod:`~pleo_export_sandbox.config` (settings, request record),
+:mod:`~pleo_export_sandbox.routes` (the v3 handlers and file URLs),
+:mod:`~pleo_export_sandbox.wire` (input parsing, page bodies, ASGI helpers),
+:mod:`~pleo_export_sandbox.store` with :mod:`~pleo_export_sandbox.records` and
+:mod:`~pleo_export_sandbox.paging` (the rules and state), :mod:`~pleo_export_sandbox.generator`
+with :mod:`~pleo_export_sandbox.chart`, :mod:`~pleo_export_sandbox.amounts` and
+:mod:`~pleo_export_sandbox.files` (generated items), :mod:`~pleo_export_sandbox.oauth` and
+:mod:`~pleo_export_sandbox.organisations` (credentials beyond a company key).
 """
 
 from __future__ import annotations

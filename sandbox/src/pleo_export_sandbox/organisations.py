@@ -3,7 +3,7 @@
 Pleo scopes an API key (or token) to a company or to an organisation; with an organisation
 credential every request that names a company must pass ``company_id``, because exports are
 per company (reference §1.3, "Multi-entity"). The sandbox models this with a
-:class:`~pleo_export_sandbox.store.Credential` whose ``companies`` lists every company it
+:class:`~pleo_export_sandbox.records.Credential` whose ``companies`` lists every company it
 covers:
 
 * ``GET /v3/export-jobs`` and ``GET /v3/export-job-items`` without ``company_id`` answer 400

@@ -1,0 +1,69 @@
+"""The module layout issue 12 asks for: small modules, and no import cycles between the
+command line and the demo, or between the sandbox app and its OAuth server and organisation
+keys. Imports are read from the source (``if TYPE_CHECKING`` ones included), so a cycle that
+only type checking sees is caught too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "core" / "src" / "pleo_export"
+SANDBOX = REPO / "sandbox" / "src" / "pleo_export_sandbox"
+MAX_LINES = 620
+"""The issue's "no module over ~600 lines", with the slack its "~" gives (the sandbox's OAuth
+server, 608 lines, was within it)."""
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of the file (functions, TYPE_CHECKING)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def sized(paths: list[Path]) -> list[tuple[str, int]]:
+    return [
+        (str(p.relative_to(REPO)), len(p.read_text(encoding="utf-8").splitlines())) for p in paths
+    ]
+
+
+@pytest.mark.parametrize(
+    ("folder", "pattern"),
+    [(SANDBOX, "*.py"), (CORE / "cli", "*.py")],
+    ids=["sandbox", "cli"],
+)
+def test_no_module_is_much_over_600_lines(folder: Path, pattern: str) -> None:
+    files = sorted(folder.glob(pattern))
+    assert files, f"no modules found under {folder}"
+    too_long = [(name, lines) for name, lines in sized(files) if lines > MAX_LINES]
+    assert too_long == [], f"split these modules (over {MAX_LINES} lines): {too_long}"
+
+
+def test_the_demo_does_not_import_the_cli() -> None:
+    imports = imported_modules(CORE / "demo.py")
+    assert not [m for m in imports if m == "pleo_export.cli" or m.startswith("pleo_export.cli.")]
+    assert "click" not in imports
+
+
+@pytest.mark.parametrize("module", ["oauth", "organisations", "config"])
+def test_sandbox_oauth_and_organisations_do_not_import_the_app(module: str) -> None:
+    imports = imported_modules(SANDBOX / f"{module}.py")
+    assert not [m for m in imports if m.startswith("pleo_export_sandbox.app")], imports
+
+
+def test_the_cli_is_a_package_with_its_entry_point() -> None:
+    from pleo_export.cli import main
+
+    assert main.name == "main"
+    assert {"run", "check", "jobs", "demo", "init", "new-connector", "auth", "sandbox"} <= set(
+        main.commands
+    )
