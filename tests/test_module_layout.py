@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "core" / "src" / "pleo_export"
 SANDBOX = REPO / "sandbox" / "src" / "pleo_export_sandbox"
+CONNECTORS = REPO / "connectors"
 MAX_LINES = 620
 """The issue's "no module over ~600 lines", with the slack its "~" gives (the sandbox's OAuth
 server, 608 lines, was within it)."""
@@ -38,8 +39,12 @@ def sized(paths: list[Path]) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize(
     ("folder", "pattern"),
-    [(SANDBOX, "*.py"), (CORE / "cli", "*.py")],
-    ids=["sandbox", "cli"],
+    [
+        (SANDBOX, "*.py"),
+        (CORE / "cli", "*.py"),
+        (CONNECTORS / "tryton" / "src" / "pleo_export_tryton", "*.py"),
+    ],
+    ids=["sandbox", "cli", "tryton"],
 )
 def test_no_module_is_much_over_600_lines(folder: Path, pattern: str) -> None:
     files = sorted(folder.glob(pattern))
