@@ -49,19 +49,19 @@ from pleo_export.pleo.models import (
     to_wire,
 )
 from pleo_export.pleo.transport import (
-    _ENDPOINT_EXTENSION,
-    _M,
     DOWNLOAD_ENDPOINT,
+    ENDPOINT_EXTENSION,
     AttachmentTooLarge,
     ClientStats,
+    ModelT,
     PleoTransport,
     RedirectRefused,
-    _clip,
-    _data,
-    _host_key,
-    _is_internal_host,
-    _loggable,
-    _origin,
+    clip,
+    data_of,
+    host_key,
+    is_internal_host,
+    loggable,
+    origin,
 )
 
 __all__ = [
@@ -128,7 +128,7 @@ class PleoClient(PleoTransport):
         """One export job; :class:`~pleo_export.pleo.errors.NotFound` if Pleo does not know it."""
         endpoint = "GET /v3/export-jobs/{jobId}"
         body = await self._call("GET", f"/v3/export-jobs/{_segment(job_id)}", endpoint)
-        return self._validate(ExportJob, _data(body, endpoint), endpoint, "data")
+        return self._validate(ExportJob, data_of(body, endpoint), endpoint, "data")
 
     async def create_job(self, request: CreateExportJob) -> ExportJob:
         """Create an export job (normally the Pleo web app does this).
@@ -138,7 +138,7 @@ class PleoClient(PleoTransport):
         """
         endpoint = "POST /v3/export-jobs"
         body = await self._call("POST", "/v3/export-jobs", endpoint, json_body=to_wire(request))
-        return self._validate(ExportJob, _data(body, endpoint), endpoint, "data")
+        return self._validate(ExportJob, data_of(body, endpoint), endpoint, "data")
 
     async def send_event(
         self,
@@ -220,7 +220,7 @@ class PleoClient(PleoTransport):
         endpoint = "GET /v3/export-job-items"
         params = [("company_id", company_id), ("accounting_entry_id", accounting_entry_id)]
         body = await self._call("GET", "/v3/export-job-items", endpoint, params=params)
-        return self._validate(ExportJobItem, _data(body, endpoint), endpoint, "data")
+        return self._validate(ExportJobItem, data_of(body, endpoint), endpoint, "data")
 
     # --- export items (data layer) -----------------------------------------------------------
 
@@ -261,7 +261,7 @@ class PleoClient(PleoTransport):
             "GET",
             target,
             headers={"Accept": "*/*"},
-            extensions={_ENDPOINT_EXTENSION: DOWNLOAD_ENDPOINT},
+            extensions={ENDPOINT_EXTENSION: DOWNLOAD_ENDPOINT},
         )
         deadline = self._download_timeout if self._download_timeout is not None else math.inf
         with anyio.move_on_after(deadline) as scope:
@@ -269,13 +269,13 @@ class PleoClient(PleoTransport):
             return body
         assert scope.cancelled_caught
         raise DownloadTimedOut(
-            f"download {_loggable(target)} did not finish within {deadline:g} s "
+            f"download {loggable(target)} did not finish within {deadline:g} s "
             "(pleo.download_timeout)"
         )
 
     def _check_download_url(self, url: str) -> httpx.URL:
         """``url`` parsed, if it may be downloaded; else :class:`DownloadRefused`."""
-        shown = _clip(url.split("?", 1)[0])
+        shown = clip(url.split("?", 1)[0])
         try:
             target = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError):
@@ -284,26 +284,26 @@ class PleoClient(PleoTransport):
             raise DownloadRefused(
                 f"receipt URL {shown!r} is not an absolute https URL; it was not fetched"
             )
-        port = _origin(target)[2]
+        port = origin(target)[2]
         if len(target.host) > 253 or (port is not None and not 0 < port < 65536):
             raise DownloadRefused(f"receipt URL {shown!r} has an invalid host or port")
-        host = _host_key(target.host, port)
+        host = host_key(target.host, port)
         allowed = host in self._download_hosts or target.host in self._download_hosts
         if target.scheme == "http" and not allowed:
             raise DownloadRefused(
-                f"receipt URL {_clip(_loggable(target))!r} is plain http to a host that is not "
+                f"receipt URL {clip(loggable(target))!r} is plain http to a host that is not "
                 "allowed (pleo.receipt_hosts); it was not fetched"
             )
-        if _is_internal_host(target.host) and not allowed:
+        if is_internal_host(target.host) and not allowed:
             raise DownloadRefused(
-                f"receipt URL {_clip(_loggable(target))!r} points at a private, loopback or "
+                f"receipt URL {clip(loggable(target))!r} points at a private, loopback or "
                 "link-local address that is not allowed (pleo.receipt_hosts); it was not fetched"
             )
         return target
 
     @staticmethod
-    def _validate_list(model: type[_M], values: Iterable[Any], endpoint: str) -> list[_M]:
-        result: list[_M] = []
+    def _validate_list(model: type[ModelT], values: Iterable[Any], endpoint: str) -> list[ModelT]:
+        result: list[ModelT] = []
         for index, value in enumerate(values):
             result.append(PleoClient._validate(model, value, endpoint, f"data.{index}"))
         return result

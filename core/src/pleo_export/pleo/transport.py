@@ -53,11 +53,11 @@ __all__ = [
 DOWNLOAD_ENDPOINT = "GET (download)"
 """The :attr:`ClientStats.requests_by_endpoint` key of attachment downloads."""
 
-_ENDPOINT_EXTENSION = "pleo_export.endpoint"
+ENDPOINT_EXTENSION = "pleo_export.endpoint"
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_REDIRECTS = 5
 
-_M = TypeVar("_M", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _package_version() -> str:
@@ -138,7 +138,7 @@ class PleoTransport:
         if download_timeout is not None and not download_timeout > 0:
             raise ValueError("download_timeout must be positive (or None for no deadline)")
         self._download_timeout = download_timeout
-        base_host = _host_key(self._base_url.host, _origin(self._base_url)[2])
+        base_host = host_key(self._base_url.host, origin(self._base_url)[2])
         self._download_hosts = frozenset(
             {base_host, *(_normalise_host_entry(entry) for entry in download_hosts)}
         )
@@ -182,7 +182,7 @@ class PleoTransport:
         await self._http.aclose()
 
     def _is_api_origin(self, url: httpx.URL) -> bool:
-        return _origin(url) == _origin(self._base_url)
+        return origin(url) == origin(self._base_url)
 
     async def _on_request(self, request: httpx.Request) -> None:
         """Event hook run for every request put on the wire."""
@@ -190,7 +190,7 @@ class PleoTransport:
             # Await first: `x += await ...` would read x before the wait and lose updates.
             waited = await self.budget.acquire()
             self.stats.budget_wait_seconds += waited
-        endpoint = request.extensions.get(_ENDPOINT_EXTENSION)
+        endpoint = request.extensions.get(ENDPOINT_EXTENSION)
         self.stats.requests += 1
         self.stats.requests_by_endpoint[
             endpoint if isinstance(endpoint, str) else f"{request.method} {request.url.path}"
@@ -210,7 +210,7 @@ class PleoTransport:
                     None,
                     f"redirect to another host ({target.host}) refused",
                     method=response.request.method,
-                    url=_loggable(source),
+                    url=loggable(source),
                 )
 
     async def _call(
@@ -232,7 +232,7 @@ class PleoTransport:
             path,
             params=list(params) or None,
             json=json_body,
-            extensions={_ENDPOINT_EXTENSION: endpoint},
+            extensions={ENDPOINT_EXTENSION: endpoint},
         )
         response, body = await self._send(request, endpoint, auth=self._auth)
         if not parse or not body.strip():
@@ -269,7 +269,7 @@ class PleoTransport:
                 response = await self._http.send(request, auth=auth, stream=True)
                 try:
                     if response.is_success:
-                        body = await _read_capped(response, max_bytes, _loggable(request.url))
+                        body = await _read_capped(response, max_bytes, loggable(request.url))
                     else:
                         body = await _read_capped(response, _MAX_ERROR_BODY, None)
                 finally:
@@ -281,7 +281,7 @@ class PleoTransport:
                 described = describe_transport_error(exc)
                 if not _is_retryable_transport_error(exc) or attempt >= policy.max_attempts:
                     raise PleoUnavailable(
-                        f"{request.method} {_loggable(request.url)} failed after {attempt} "
+                        f"{request.method} {loggable(request.url)} failed after {attempt} "
                         f"attempt(s): {described} ({type(exc).__name__})"
                     ) from exc
                 await self._back_off(
@@ -292,7 +292,7 @@ class PleoTransport:
                 # Not the network's fault (too many redirects, an undecodable body): another
                 # attempt would end the same way. Wrapped so every error is a PleoApiError.
                 raise PleoUnavailable(
-                    f"{request.method} {_loggable(request.url)} failed: {type(exc).__name__}"
+                    f"{request.method} {loggable(request.url)} failed: {type(exc).__name__}"
                 ) from exc
 
             status = response.status_code
@@ -311,7 +311,7 @@ class PleoTransport:
                     info.type if info else None,
                     (info.message if info else None) or f"gave up after {attempt} attempts",
                     method=request.method,
-                    url=_loggable(request.url),
+                    url=loggable(request.url),
                 )
             if retry_after is not None:
                 self.budget.pause_until(self._clock.now() + retry_after)
@@ -416,7 +416,7 @@ class PleoTransport:
             after = cursor
 
     @staticmethod
-    def _validate(model: type[_M], value: Any, endpoint: str, where: str) -> _M:
+    def _validate(model: type[ModelT], value: Any, endpoint: str, where: str) -> ModelT:
         try:
             return model.model_validate(value)
         except ValidationError as exc:
@@ -426,17 +426,17 @@ class PleoTransport:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default_ports = {"http": 80, "https": 443}
     return url.scheme, url.host, url.port or default_ports.get(url.scheme)
 
 
-def _clip(text: str, limit: int = 200) -> str:
+def clip(text: str, limit: int = 200) -> str:
     """``text`` cut to ``limit`` characters (URLs from a payload can be arbitrarily long)."""
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _host_key(host: str, port: int | None) -> str:
+def host_key(host: str, port: int | None) -> str:
     return f"{host.lower()}:{port}" if port is not None else host.lower()
 
 
@@ -449,7 +449,7 @@ def _normalise_host_entry(entry: str) -> str:
     return entry
 
 
-def _is_internal_host(host: str) -> bool:
+def is_internal_host(host: str) -> bool:
     """Loopback, private, link-local or otherwise non-public address (or ``*.localhost``)."""
     name = host.lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
@@ -461,12 +461,12 @@ def _is_internal_host(host: str) -> bool:
     return not address.is_global
 
 
-def _loggable(url: httpx.URL) -> str:
+def loggable(url: httpx.URL) -> str:
     """The URL without query string or user info (pre-signed URLs carry signatures there)."""
     return str(url.copy_with(query=None, fragment=None, username=None, password=None))
 
 
-def _data(body: Any, endpoint: str) -> Any:
+def data_of(body: Any, endpoint: str) -> Any:
     if not isinstance(body, dict) or "data" not in body:
         raise ResponseSchemaError(f"{endpoint}: response field 'data' is missing")
     return body["data"]
@@ -591,5 +591,5 @@ def _http_error(response: httpx.Response, body: bytes) -> PleoHttpError:
         info.type if info else None,
         message,
         method=response.request.method,
-        url=_loggable(response.request.url),
+        url=loggable(response.request.url),
     )

@@ -54,21 +54,21 @@ from pleo_export.state.base import (
 )
 from pleo_export.state.postgres_leases import PostgresLeasesAndTokens
 from pleo_export.state.postgres_schema import (
-    _ITEMS_OF_JOB,
-    _RECENT_JOBS,
-    _SELECT_ITEM,
-    _SELECT_ITEMS,
-    _SELECT_JOB,
-    _UNREPORTED,
-    _UPSERT_ITEMS,
+    ITEMS_OF_JOB,
+    RECENT_JOBS,
     SCHEMA_VERSION,
+    SELECT_ITEM,
+    SELECT_ITEMS,
+    SELECT_JOB,
+    UNREPORTED,
+    UPSERT_ITEMS,
     migrate,
 )
 from pleo_export.state.postgres_url import (
     Durability,
     ParsedURL,
-    _password,
     parse_url,
+    password_of,
     redact_url,
 )
 from pleo_export.state.rows import (
@@ -158,7 +158,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
     def __init__(self, url: str) -> None:
         self._conninfo, self._schema, self._durability = parse_url(url)
         self._shown = redact_url(url)
-        self._secret = _password(url)
+        self._secret = password_of(url)
         self._conn: psycopg.AsyncConnection[DictRow] | None = None
         self._opened = False
         self._lock = anyio.Lock()
@@ -311,7 +311,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
                 "VALUES (%s, %s, now(), now()) ON CONFLICT (job_id) DO NOTHING",
                 (job_id, company_id),
             )
-            row = await (await conn.execute(_SELECT_JOB, (job_id,))).fetchone()
+            row = await (await conn.execute(SELECT_JOB, (job_id,))).fetchone()
         assert row is not None
         return _job(row)
 
@@ -331,7 +331,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or ``None`` if this store has never seen it."""
-        row = await self._fetchone("read the job", _SELECT_JOB, (job_id,))
+        row = await self._fetchone("read the job", SELECT_JOB, (job_id,))
         return None if row is None else _job(row)
 
     async def finish_job(self, job_id: str, final_event: str, reason: str | None = None) -> None:
@@ -345,7 +345,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
 
     async def recent_jobs(self, limit: int = 20) -> list[JobRecord]:
         """Up to ``limit`` jobs, most recently created first."""
-        rows = await self._fetchall("list jobs", _RECENT_JOBS, (limit,))
+        rows = await self._fetchall("list jobs", RECENT_JOBS, (limit,))
         return [_job(row) for row in rows]
 
     # ------------------------------------------------------------------ items
@@ -368,7 +368,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
                 for entry_id, status in chunk:
                     latest[entry_id] = status
                 await conn.execute(
-                    _UPSERT_ITEMS,
+                    UPSERT_ITEMS,
                     {
                         "job": job_id,
                         "final": final,
@@ -380,7 +380,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
 
     async def get_item(self, job_id: str, accounting_entry_id: str) -> ItemRecord | None:
         """The item, or ``None`` if it was never added to this job."""
-        row = await self._fetchone("read an item", _SELECT_ITEM, (job_id, accounting_entry_id))
+        row = await self._fetchone("read an item", SELECT_ITEM, (job_id, accounting_entry_id))
         return None if row is None else _item(row)
 
     async def get_items(
@@ -391,7 +391,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
         ids = list(accounting_entry_ids)
         async with self._session("read items", write=False) as conn:
             for start in range(0, len(ids), CHUNK):
-                cursor = await conn.execute(_SELECT_ITEMS, (job_id, ids[start : start + CHUNK]))
+                cursor = await conn.execute(SELECT_ITEMS, (job_id, ids[start : start + CHUNK]))
                 for row in await cursor.fetchall():
                     record = _item(row)
                     found[record.accounting_entry_id] = record
@@ -402,7 +402,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
     ) -> list[ItemRecord]:
         """All items of a job (optionally only those in ``phases``), in insertion order."""
         wanted = None if phases is None else [ItemPhase(p).value for p in phases]
-        rows = await self._fetchall("list items", _ITEMS_OF_JOB, {"job": job_id, "phases": wanted})
+        rows = await self._fetchall("list items", ITEMS_OF_JOB, {"job": job_id, "phases": wanted})
         return [_item(row) for row in rows]
 
     async def record_intent(self, job_id: str, accounting_entry_id: str) -> None:
@@ -456,7 +456,7 @@ class PostgresStateStore(PostgresLeasesAndTokens, StateStore):
 
     async def unreported(self, job_id: str, limit: int = 100) -> list[ItemRecord]:
         """Up to ``limit`` items with an outcome Pleo has not been told, oldest outcome first."""
-        rows = await self._fetchall("list unreported items", _UNREPORTED, (job_id, limit))
+        rows = await self._fetchall("list unreported items", UNREPORTED, (job_id, limit))
         return [_item(row) for row in rows]
 
     async def mark_reported(self, job_id: str, accounting_entry_ids: Sequence[str]) -> None:

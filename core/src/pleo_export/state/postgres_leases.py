@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from pleo_export.state.base import Lease, LeaseStore, StoredToken, TokenStore
 from pleo_export.state.postgres_schema import (
-    _INSERT_LEASE,
-    _RELEASE_LEASE,
-    _RENEW_LEASE,
-    _SELECT_LEASE,
-    _TAKE_LEASE,
+    INSERT_LEASE,
+    RELEASE_LEASE,
+    RENEW_LEASE,
+    SELECT_LEASE,
+    TAKE_LEASE,
 )
 from pleo_export.state.process import lease_decision, this_process
 from pleo_export.state.rows import token_record, utc
@@ -56,10 +56,10 @@ class PostgresLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
             "process": process,
         }
         async with self._session("take a lease", write=True) as conn:
-            current = await (await conn.execute(_SELECT_LEASE, params)).fetchone()
+            current = await (await conn.execute(SELECT_LEASE, params)).fetchone()
             if current is None:
                 # A worker inserting the same name at once wins; this one gets nothing.
-                row = await (await conn.execute(_INSERT_LEASE, params)).fetchone()
+                row = await (await conn.execute(INSERT_LEASE, params)).fetchone()
             else:
                 decision = lease_decision(
                     holder=holder,
@@ -71,7 +71,7 @@ class PostgresLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
                 if not decision.take:
                     return None
                 params["bump"] = 1 if decision.new_holder else 0
-                row = await (await conn.execute(_TAKE_LEASE, params)).fetchone()
+                row = await (await conn.execute(TAKE_LEASE, params)).fetchone()
         if row is None:
             return None
         return Lease(name, holder, utc(row["expires_at"]), int(row["fencing_token"]))
@@ -81,7 +81,7 @@ class PostgresLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
         async with self._session("renew a lease", write=True) as conn:
             row = await (
                 await conn.execute(
-                    _RENEW_LEASE,
+                    RENEW_LEASE,
                     {
                         "name": lease.name,
                         "holder": lease.holder,
@@ -98,7 +98,7 @@ class PostgresLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
         """Give the lease up; a no-op when another holder has taken it since."""
         async with self._session("release a lease", write=True) as conn:
             await conn.execute(
-                _RELEASE_LEASE,
+                RELEASE_LEASE,
                 {"name": lease.name, "holder": lease.holder, "token": lease.fencing_token},
             )
 

@@ -142,28 +142,28 @@ async def migrate(conn: psycopg.AsyncConnection[Any], schema: str | None = None)
 # --------------------------------------------------------------------------- queries
 
 # Queries are literal constants (no string building); rows are read by column name.
-_SELECT_JOB = """
+SELECT_JOB = """
     SELECT job_id, company_id, started_by_us, final_event, final_reason, created_at, updated_at
     FROM jobs WHERE job_id = %s
 """
-_RECENT_JOBS = """
+RECENT_JOBS = """
     SELECT job_id, company_id, started_by_us, final_event, final_reason, created_at, updated_at
     FROM jobs ORDER BY seq DESC LIMIT %s
 """
-_SELECT_ITEM = """
+SELECT_ITEM = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
     FROM items WHERE job_id = %s AND accounting_entry_id = %s
 """
-_SELECT_ITEMS = """
+SELECT_ITEMS = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
     FROM items WHERE job_id = %s AND accounting_entry_id = ANY(%s::text[])
 """
 # %(phases)s is NULL for all phases, else an array of phase values.
-_ITEMS_OF_JOB = """
+ITEMS_OF_JOB = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
@@ -171,7 +171,7 @@ _ITEMS_OF_JOB = """
     WHERE job_id = %(job)s AND (%(phases)s::text[] IS NULL OR phase = ANY(%(phases)s::text[]))
     ORDER BY seq
 """
-_UNREPORTED = """
+UNREPORTED = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
@@ -183,7 +183,7 @@ _UNREPORTED = """
 # refreshes pleo_status and, for an item without outcome whose Pleo status turned final, moves
 # it to SKIPPED; phases, attempts and outcomes are otherwise kept. The WHERE clause skips
 # no-op updates so that resuming a job rewrites nothing.
-_UPSERT_ITEMS = """
+UPSERT_ITEMS = """
     INSERT INTO items (job_id, accounting_entry_id, phase, pleo_status, updated_at)
     SELECT %(job)s, t.entry_id,
            CASE WHEN t.status = ANY(%(final)s::text[]) THEN 'skipped' ELSE 'queued' END,
@@ -202,18 +202,18 @@ _UPSERT_ITEMS = """
            AND items.phase IS DISTINCT FROM 'skipped')
 """
 
-_SELECT_LEASE = """
+SELECT_LEASE = """
     SELECT holder, process, expires_at <= clock_timestamp() AS expired
     FROM leases WHERE name = %(name)s FOR UPDATE
 """
-_INSERT_LEASE = """
+INSERT_LEASE = """
     INSERT INTO leases (name, holder, expires_at, fencing_token, process)
     VALUES (%(name)s, %(holder)s, clock_timestamp() + %(ttl)s * interval '1 second', 1,
             %(process)s)
     ON CONFLICT (name) DO NOTHING
     RETURNING expires_at, fencing_token
 """
-_TAKE_LEASE = """
+TAKE_LEASE = """
     UPDATE leases SET
         holder = %(holder)s,
         process = %(process)s,
@@ -222,14 +222,14 @@ _TAKE_LEASE = """
     WHERE name = %(name)s
     RETURNING expires_at, fencing_token
 """
-_RENEW_LEASE = """
+RENEW_LEASE = """
     UPDATE leases SET expires_at = clock_timestamp() + %(ttl)s * interval '1 second'
     WHERE name = %(name)s AND holder = %(holder)s AND fencing_token = %(token)s
       AND expires_at > clock_timestamp()
     RETURNING expires_at
 """
 # The row stays (expired) so that the next holder's fencing token is higher still.
-_RELEASE_LEASE = """
+RELEASE_LEASE = """
     UPDATE leases SET expires_at = '-infinity'
     WHERE name = %(name)s AND holder = %(holder)s AND fencing_token = %(token)s
 """

@@ -38,7 +38,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _password(url: str) -> str | None:
+def password_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -50,18 +50,18 @@ from pleo_export.state.rows import (
 )
 from pleo_export.state.sqlite_leases import SQLiteLeasesAndTokens
 from pleo_export.state.sqlite_schema import (
-    _ITEMS_OF_JOB,
-    _RECENT_JOBS,
-    _SELECT_ITEM,
-    _SELECT_ITEMS,
-    _SELECT_JOB,
-    _UNREPORTED,
-    _UPSERT_ITEM,
+    ITEMS_OF_JOB,
+    RECENT_JOBS,
     SCHEMA_VERSION,
-    _dt,
-    _now,
-    _ts,
+    SELECT_ITEM,
+    SELECT_ITEMS,
+    SELECT_JOB,
+    UNREPORTED,
+    UPSERT_ITEM,
+    from_text,
     migrate,
+    now_text,
+    to_text,
 )
 
 __all__ = ["SCHEMA_VERSION", "Durability", "SQLiteStateStore"]
@@ -75,11 +75,11 @@ _BUSY_TIMEOUT_MS = 5_000
 
 
 def _item(row: sqlite3.Row) -> ItemRecord:
-    return item_record(row, _dt)
+    return item_record(row, from_text)
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
-    return job_record(row, _dt)
+    return job_record(row, from_text)
 
 
 def _hint(exc: BaseException) -> str:
@@ -234,7 +234,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
 
     async def upsert_job(self, job_id: str, company_id: str) -> JobRecord:
         """Record that this worker processes ``job_id``; an existing job is returned unchanged."""
-        now = _now()
+        now = now_text()
         async with self._lock:
             with self._write("record the job") as conn:
                 conn.execute(
@@ -242,7 +242,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
                     "VALUES (?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
                     (job_id, company_id, now, now),
                 )
-                row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+                row = conn.execute(SELECT_JOB, (job_id,)).fetchone()
         return _job(row)
 
     async def mark_started(self, job_id: str) -> None:
@@ -251,7 +251,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
             with self._write("mark the job started") as conn:
                 cursor = conn.execute(
                     "UPDATE jobs SET started_by_us = 1, updated_at = ? WHERE job_id = ?",
-                    (_now(), job_id),
+                    (now_text(), job_id),
                 )
                 if cursor.rowcount == 0:
                     raise KeyError(f"unknown job {job_id!r}; call upsert_job first")
@@ -261,7 +261,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         async with self._lock:
             conn = self._connection()
             with self._errors("read the job"):
-                row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+                row = conn.execute(SELECT_JOB, (job_id,)).fetchone()
         return None if row is None else _job(row)
 
     async def finish_job(self, job_id: str, final_event: str, reason: str | None = None) -> None:
@@ -271,7 +271,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
                 cursor = conn.execute(
                     "UPDATE jobs SET final_event = ?, final_reason = ?, updated_at = ? "
                     "WHERE job_id = ?",
-                    (final_event, reason, _now(), job_id),
+                    (final_event, reason, now_text(), job_id),
                 )
                 if cursor.rowcount == 0:
                     raise KeyError(f"unknown job {job_id!r}; call upsert_job first")
@@ -281,7 +281,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         async with self._lock:
             conn = self._connection()
             with self._errors("list jobs"):
-                rows = conn.execute(_RECENT_JOBS, (limit,)).fetchall()
+                rows = conn.execute(RECENT_JOBS, (limit,)).fetchall()
         return [_job(row) for row in rows]
 
     # ------------------------------------------------------------------ items
@@ -296,13 +296,13 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         gets a turn between chunks while the transaction (and the store's lock) stays held.
         If the call fails or is cancelled, none of its items are stored.
         """
-        now = _now()
+        now = now_text()
         skipped, queued = ItemPhase.SKIPPED.value, ItemPhase.QUEUED.value
         async with self._lock:
             with self._write("add items") as conn:
                 for chunk in chunks(items):
                     conn.executemany(
-                        _UPSERT_ITEM,
+                        UPSERT_ITEM,
                         [
                             (
                                 job_id,
@@ -321,7 +321,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         async with self._lock:
             conn = self._connection()
             with self._errors("read an item"):
-                row = conn.execute(_SELECT_ITEM, (job_id, accounting_entry_id)).fetchone()
+                row = conn.execute(SELECT_ITEM, (job_id, accounting_entry_id)).fetchone()
         return None if row is None else _item(row)
 
     async def get_items(
@@ -334,7 +334,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
             with self._errors("read items"):
                 for start in range(0, len(accounting_entry_ids), CHUNK):
                     chunk = json.dumps(list(accounting_entry_ids[start : start + CHUNK]))
-                    for row in conn.execute(_SELECT_ITEMS, (job_id, chunk)):
+                    for row in conn.execute(SELECT_ITEMS, (job_id, chunk)):
                         record = _item(row)
                         found[record.accounting_entry_id] = record
         return found
@@ -351,7 +351,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         async with self._lock:
             conn = self._connection()
             with self._errors("list items"):
-                rows = conn.execute(_ITEMS_OF_JOB, (job_id, wanted)).fetchall()
+                rows = conn.execute(ITEMS_OF_JOB, (job_id, wanted)).fetchall()
         return [_item(row) for row in rows]
 
     async def record_intent(self, job_id: str, accounting_entry_id: str) -> None:
@@ -368,7 +368,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
                     "exported_at = NULL, failure_reason_type = NULL, failure_reason = NULL, "
                     "recovered = NULL, reported = 0, updated_at = ? "
                     "WHERE job_id = ? AND accounting_entry_id = ?",
-                    (ItemPhase.POSTING.value, _now(), job_id, accounting_entry_id),
+                    (ItemPhase.POSTING.value, now_text(), job_id, accounting_entry_id),
                 )
                 if cursor.rowcount == 0:
                     raise KeyError(unknown_item(job_id, accounting_entry_id))
@@ -382,7 +382,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         reporting again. Raises KeyError for an item that was never added.
         """
         phase = ItemPhase.SUCCEEDED if outcome.succeeded else ItemPhase.FAILED
-        exported_at = None if outcome.exported_at is None else _ts(outcome.exported_at)
+        exported_at = None if outcome.exported_at is None else to_text(outcome.exported_at)
         async with self._lock:
             with self._write("record the outcome") as conn:
                 (seq,) = conn.execute(
@@ -405,7 +405,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
                         outcome.failure_reason_type,
                         outcome.failure_reason,
                         int(outcome.recovered),
-                        _now(),
+                        now_text(),
                         job_id,
                         accounting_entry_id,
                     ),
@@ -418,7 +418,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
         async with self._lock:
             conn = self._connection()
             with self._errors("list unreported items"):
-                rows = conn.execute(_UNREPORTED, (job_id, limit)).fetchall()
+                rows = conn.execute(UNREPORTED, (job_id, limit)).fetchall()
         return [_item(row) for row in rows]
 
     async def mark_reported(self, job_id: str, accounting_entry_ids: Sequence[str]) -> None:
@@ -426,7 +426,7 @@ class SQLiteStateStore(SQLiteLeasesAndTokens, StateStore):
 
         Ids that are unknown, have no outcome or are already reported are ignored.
         """
-        now = _now()
+        now = now_text()
         async with self._lock:
             with self._write("mark items reported") as conn:
                 for chunk in chunks((entry_id, now) for entry_id in accounting_entry_ids):

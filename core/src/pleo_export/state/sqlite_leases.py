@@ -19,7 +19,7 @@ import anyio
 from pleo_export.state.base import Lease, LeaseStore, StoredToken, TokenStore
 from pleo_export.state.process import lease_decision, this_process
 from pleo_export.state.rows import token_record
-from pleo_export.state.sqlite_schema import _dt, _now, _ts
+from pleo_export.state.sqlite_schema import from_text, now_text, to_text
 
 __all__ = ["SQLiteLeasesAndTokens"]
 
@@ -115,17 +115,17 @@ class SQLiteLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
                     )
                     .fetchone()
                 )
-        return None if row is None else token_record(row, _dt)
+        return None if row is None else token_record(row, from_text)
 
     async def replace_token(
         self, key: str, expected_generation: int | None, token: StoredToken
     ) -> bool:
-        now = _now()
+        now = now_text()
         generation = (expected_generation or 0) + 1
         values = (
             token.access_token,
             token.refresh_token,
-            _ts(token.expires_at),
+            to_text(token.expires_at),
             generation,
             token.scope,
             now,

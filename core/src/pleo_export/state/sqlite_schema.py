@@ -155,38 +155,38 @@ def migrate(conn: sqlite3.Connection) -> int:
 # Times are stored as ISO-8601 text in UTC.
 
 
-def _now() -> str:
-    return _ts(datetime.now(UTC))
+def now_text() -> str:
+    return to_text(datetime.now(UTC))
 
 
-def _ts(value: datetime) -> str:
+def to_text(value: datetime) -> str:
     """Store a datetime as ISO-8601 in UTC; a naive value is taken to be UTC already."""
     return utc(value).isoformat(timespec="microseconds")
 
 
-def _dt(value: str) -> datetime:
+def from_text(value: str) -> datetime:
     return utc(datetime.fromisoformat(value))
 
 
 # --------------------------------------------------------------------------- queries
 
 # Queries are literal constants (no string building); rows are read by column name.
-_SELECT_JOB = """
+SELECT_JOB = """
     SELECT job_id, company_id, started_by_us, final_event, final_reason, created_at, updated_at
     FROM jobs WHERE job_id = ?
 """
-_RECENT_JOBS = """
+RECENT_JOBS = """
     SELECT job_id, company_id, started_by_us, final_event, final_reason, created_at, updated_at
     FROM jobs ORDER BY seq DESC LIMIT ?
 """
-_SELECT_ITEM = """
+SELECT_ITEM = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
     FROM items WHERE job_id = ? AND accounting_entry_id = ?
 """
 # ?2 is a JSON array of accounting entry ids.
-_SELECT_ITEMS = """
+SELECT_ITEMS = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
@@ -194,7 +194,7 @@ _SELECT_ITEMS = """
     WHERE job_id = ?1 AND accounting_entry_id IN (SELECT value FROM json_each(?2))
 """
 # ?2 is NULL for all phases, else a JSON array of phase values.
-_ITEMS_OF_JOB = """
+ITEMS_OF_JOB = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
@@ -202,7 +202,7 @@ _ITEMS_OF_JOB = """
     WHERE job_id = ?1 AND (?2 IS NULL OR phase IN (SELECT value FROM json_each(?2)))
     ORDER BY seq
 """
-_UNREPORTED = """
+UNREPORTED = """
     SELECT job_id, accounting_entry_id, phase, pleo_status, attempts, outcome_seq, succeeded,
            external_id, external_url, exported_at, failure_reason_type, failure_reason,
            recovered, reported, updated_at
@@ -213,7 +213,7 @@ _UNREPORTED = """
 # Re-adding an item refreshes pleo_status and, for an item without outcome whose Pleo status
 # turned final, moves it to SKIPPED; phases, attempts and outcomes are otherwise kept. The
 # WHERE clause skips no-op updates so that resuming a job rewrites nothing.
-_UPSERT_ITEM = """
+UPSERT_ITEM = """
     INSERT INTO items (job_id, accounting_entry_id, phase, pleo_status, updated_at)
     VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (job_id, accounting_entry_id) DO UPDATE SET

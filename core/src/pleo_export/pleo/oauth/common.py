@@ -46,12 +46,12 @@ VERIFIER_CHARS = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 PENDING_LOGIN_TTL = 600.0
 """Seconds a started login (its state and verifier) can be completed."""
 LOGIN_COMMAND = "pleo-export auth login"
-_MAX_DESCRIPTION = 300
+MAX_DESCRIPTION = 300
 
 log = logging.getLogger("pleo_export.oauth")
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 

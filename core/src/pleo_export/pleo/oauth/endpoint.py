@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from pleo_export.pleo import depth
 from pleo_export.pleo.oauth.common import (
-    _MAX_DESCRIPTION,
+    MAX_DESCRIPTION,
     TokenEndpointError,
     TokenEndpointUnavailable,
     log,
@@ -183,7 +183,7 @@ class TokenEndpoint:
             raise TokenEndpointError(
                 response.status_code,
                 error,
-                description[:_MAX_DESCRIPTION] if isinstance(description, str) else None,
+                description[:MAX_DESCRIPTION] if isinstance(description, str) else None,
                 grant,
             )
         return _token_set(data, grant)

@@ -19,8 +19,8 @@ import anyio.abc
 from pydantic import SecretStr
 
 from pleo_export.pleo.oauth.common import (
-    _MAX_DESCRIPTION,
     LOGIN_COMMAND,
+    MAX_DESCRIPTION,
     PENDING_LOGIN_TTL,
     VERIFIER_CHARS,
     AuthorizationDenied,
@@ -120,7 +120,7 @@ def code_from_redirect(pasted: str, *, expected_state: str) -> SecretStr:
     values = parse_qs(query, keep_blank_values=True)
     error = values.get("error", [None])[0]
     if error is not None:
-        description = values.get("error_description", [""])[0][:_MAX_DESCRIPTION]
+        description = values.get("error_description", [""])[0][:MAX_DESCRIPTION]
         detail = f": {description}" if description else ""
         raise AuthorizationDenied(
             f"Pleo did not install the app ({error}{detail}); start again with `{LOGIN_COMMAND}`"

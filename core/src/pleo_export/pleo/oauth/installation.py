@@ -20,7 +20,7 @@ from pleo_export.pleo.oauth.common import (
     EXPORT_SCOPES,
     TOKEN_PATH,
     OAuthError,
-    _utcnow,
+    utcnow,
 )
 from pleo_export.pleo.oauth.endpoint import (
     TokenEndpoint,
@@ -58,7 +58,7 @@ class OAuthInstallation:
         installation: str = "default",
         refresh_margin: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         **manager_options: Any,
     ) -> None:
         base = auth_url.rstrip("/")

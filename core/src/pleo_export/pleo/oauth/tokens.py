@@ -24,8 +24,8 @@ from pleo_export.pleo.oauth.common import (
     ReauthorizationRequired,
     RefreshLockTimeout,
     TokenEndpointError,
-    _utcnow,
     log,
+    utcnow,
 )
 from pleo_export.pleo.oauth.endpoint import (
     TokenEndpoint,
@@ -79,7 +79,7 @@ class TokenManager:
         lease_ttl: float | None = None,
         lease_wait: float | None = None,
         poll_interval: float = 0.1,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         holder: str | None = None,
     ) -> None:
         if refresh_margin < 0:
