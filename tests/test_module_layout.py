@@ -44,14 +44,34 @@ def sized(paths: list[Path]) -> list[tuple[str, int]]:
         (CORE / "cli", "*.py"),
         (CORE / "testing", "*.py"),
         (CONNECTORS / "tryton" / "src" / "pleo_export_tryton", "*.py"),
+        (CORE / "state", "*.py"),
+        (CORE / "pleo", "**/*.py"),
     ],
-    ids=["sandbox", "cli", "testing", "tryton"],
+    ids=["sandbox", "cli", "testing", "tryton", "state", "pleo"],
 )
 def test_no_module_is_much_over_600_lines(folder: Path, pattern: str) -> None:
     files = sorted(folder.glob(pattern))
     assert files, f"no modules found under {folder}"
     too_long = [(name, lines) for name, lines in sized(files) if lines > MAX_LINES]
     assert too_long == [], f"split these modules (over {MAX_LINES} lines): {too_long}"
+
+
+def test_the_state_package_and_its_backends_do_not_import_each_other() -> None:
+    """The package (and the factory it re-exports) picks a backend; a backend imports only the
+    modules it is built from (base, rows, its schema, ...), never the package or the factory."""
+    state = CORE / "state"
+    package = imported_modules(state / "__init__.py")
+    assert not [
+        m
+        for m in package
+        if m.startswith(("pleo_export.state.sqlite", "pleo_export.state.postgres"))
+    ]
+    for backend in sorted(state.glob("*.py")):
+        if backend.name in ("__init__.py", "factory.py"):
+            continue
+        imports = imported_modules(backend)
+        assert "pleo_export.state" not in imports, backend.name
+        assert "pleo_export.state.factory" not in imports, backend.name
 
 
 def test_the_demo_does_not_import_the_cli() -> None:
