@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import mimetypes
 import os
 import re
@@ -25,9 +24,7 @@ from pleo_export.connector import (
     TargetTemporarilyUnavailable,
 )
 from pleo_export.ledger import (
-    EntryKind,
     ExternalRecord,
-    LedgerEntry,
     Posting,
     PostingPlan,
     PreparedEntry,
@@ -44,20 +41,22 @@ from pleo_export.pleo.models import (
 )
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
-from pleo_export_beancount.chart import INVOICE_NUMBER, LoadedLedger, PayableIndex, load_ledger
-from pleo_export_beancount.output import OPEN_FLAGS, OutputFile, disk_full, out_of_space
+from pleo_export_beancount.chart import LoadedLedger, PayableIndex, load_ledger
+from pleo_export_beancount.documents import remove_documents, write_document
+from pleo_export_beancount.output import OutputFile, disk_full, out_of_space
 from pleo_export_beancount.render import (
     DocumentLine,
-    MetaItem,
     RenderedPosting,
     TransactionText,
+    invoice_number,
     link_for,
     reference_token,
     render_block,
+    transaction_meta,
 )
 from pleo_export_beancount.resolve import ROLE_SETTINGS, Resolver
 from pleo_export_beancount.settings import BeancountSettings
-from pleo_export_beancount.starter import write_starter_ledger
+from pleo_export_beancount.starter import StarterChart, starter_from_chart, write_starter_ledger
 
 MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
 """Pleo's largest receipt (30 MB per file)."""
@@ -114,40 +113,6 @@ class _Payload:
     exported_at: datetime
     payables: tuple[tuple[str, str, Posting], ...] = ()
     """(account, invoice number, posting) of the transactions that carry an invoice number."""
-
-
-def _write_document(path: Path, content: bytes) -> bool:
-    """Write ``content`` to ``path`` atomically (temporary file, fsync, rename).
-
-    Returns whether the file was written now (``False``: an earlier attempt stored it). On any
-    error the temporary file is removed, so a full disk leaves nothing half-written behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_bytes() == content:
-        return False  # written by an earlier attempt whose transaction never landed
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o644)
-        try:
-            view = memoryview(content)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return True
-
-
-def _remove_documents(paths: list[Path]) -> None:
-    """Remove receipts stored for an entry that was not appended (best effort)."""
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
 
 
 def parse_check(text: str, reference: str, expected: int) -> list[str]:
@@ -272,30 +237,7 @@ class BeancountConnector(Connector[BeancountSettings]):
         and VAT accounts are opened with ``pleo-code`` metadata and each vendor gets a payable
         account with its identifiers, so sandbox items book without any mapping.
         """
-        from pleo_export_beancount.starter import StarterAccount, StarterChart, StarterVendor
-
-        roots = {"expense": "Expenses", "income": "Income", "asset": "Assets"}
-        roots["liability"] = "Liabilities"
-        accounts = []
-        for account in chart.ledger_accounts():
-            words = re.findall(r"[A-Za-z0-9]+", account.name)
-            leaf = "".join(w[:1].upper() + w[1:] for w in words) or "Account"
-            if not leaf[0].isalpha():
-                leaf = "A" + leaf
-            root = roots.get(account.category, "Expenses")
-            accounts.append(
-                StarterAccount(f"{root}:Pleo{account.code}:{leaf}", account.code, account.name)
-            )
-        vendors = [
-            StarterVendor(
-                name=v.name,
-                code=v.code,
-                external_id=v.external_id,
-                tax_number=v.tax_registration_number,
-            )
-            for v in chart.vendors
-        ]
-        starter = StarterChart(currency=currency, accounts=accounts, vendors=vendors)
+        starter = starter_from_chart(chart, currency)
         write_starter_ledger(directory / "ledger", starter, overwrite=True)
         return {"ledger": "ledger/main.beancount"}
 
@@ -307,8 +249,6 @@ class BeancountConnector(Connector[BeancountSettings]):
         account with the default names, so pre-export validation passes; the company's own
         expense, VAT and vendor accounts are then added with ``pleo-code`` metadata.
         """
-        from pleo_export_beancount.starter import StarterChart
-
         write_starter_ledger(directory / "books", StarterChart(currency=currency))
         return {"ledger": "books/main.beancount"}
 
@@ -383,32 +323,6 @@ class BeancountConnector(Connector[BeancountSettings]):
             'closed_period = "fail"): move closed_before back to reopen the period, or set '
             'closed_period = "first_open_date" to book such items on the first open date',
         )
-
-    def _meta(self, plan: PostingPlan, entry: LedgerEntry, original: date | None) -> list[MetaItem]:
-        item = plan.item
-        meta: list[MetaItem] = [
-            ("pleo-entry-id", plan.reference),
-            ("pleo-reconciliation-id", plan.reconciliation_id),
-            ("pleo-job-id", plan.job.id),
-            ("pleo-type", item.type),
-        ]
-        if item.sub_type:
-            meta.append(("pleo-sub-type", item.sub_type))
-        meta.append(("pleo-kind", entry.kind.value))
-        meta.append(("pleo-method", plan.method.value))
-        if original is not None:
-            meta.append(("pleo-original-date", original))
-        number = _invoice_number(plan, entry)
-        if number is not None:
-            meta.append((INVOICE_NUMBER, number))
-        if plan.vendor is not None:
-            meta.append(("pleo-vendor", plan.vendor.name))
-            for key, value in plan.vendor.match_keys():
-                meta.append((f"pleo-vendor-{key.replace('_', '-')}", value))
-        web = (item.links.web or {}) if item.links else {}
-        if web:
-            meta.append(("pleo-url", next(iter(web.values()))))
-        return meta
 
     def _documents(
         self, plan: PostingPlan, day: date, account: str
@@ -500,7 +414,7 @@ class BeancountConnector(Connector[BeancountSettings]):
             postings = tuple(
                 RenderedPosting(account=resolver.resolve(p, day), posting=p) for p in entry.postings
             )
-            meta = self._meta(plan, entry, original)
+            meta = transaction_meta(plan, entry, original)
             if not transactions:
                 meta.append(("pleo-exported-at", format_timestamp(exported_at)))
             transactions.append(
@@ -527,7 +441,7 @@ class BeancountConnector(Connector[BeancountSettings]):
         payables = tuple(
             (r.account, number, r.posting)
             for txn in transactions
-            if (number := _invoice_number(plan, txn.entry)) is not None
+            if (number := invoice_number(plan, txn.entry)) is not None
             for r in txn.postings
         )
         documents, attachments = self._documents(
@@ -598,7 +512,7 @@ class BeancountConnector(Connector[BeancountSettings]):
             for attachment in payload.attachments:
                 content = await self._download(attachment)
                 try:
-                    if await anyio.to_thread.run_sync(_write_document, attachment.path, content):
+                    if await anyio.to_thread.run_sync(write_document, attachment.path, content):
                         stored.append(attachment.path)
                 except OSError as error:
                     if out_of_space(error):
@@ -613,7 +527,7 @@ class BeancountConnector(Connector[BeancountSettings]):
             start = await anyio.to_thread.run_sync(self._output.append, prepared.rendered)
         except (ItemRejected, JobRejected, TargetTemporarilyUnavailable):
             # Nothing was appended: the receipts would only take space (a retry rewrites them).
-            await anyio.to_thread.run_sync(_remove_documents, stored)
+            await anyio.to_thread.run_sync(remove_documents, stored)
             raise
         line = start + payload.first_transaction_line - 1
         record = ExternalRecord(
@@ -654,20 +568,6 @@ class BeancountConnector(Connector[BeancountSettings]):
             external_url=f"{self.settings.output_path.absolute().as_uri()}#L{block.line}",
             exported_at=block.exported_at or datetime.now(UTC).replace(microsecond=0),
         )
-
-
-def _invoice_number(plan: PostingPlan, entry: LedgerEntry) -> str | None:
-    """The invoice number a transaction carries: on supplier invoices, credit notes and
-    payments, and on journal entries that book to a vendor's payable account."""
-    info = plan.item.additional_information.invoice_information
-    number = info.invoice_number.strip() if info is not None and info.invoice_number else ""
-    if not number:
-        return None
-    if entry.kind is EntryKind.JOURNAL and not any(
-        p.account.role is Role.ACCOUNTS_PAYABLE for p in entry.postings
-    ):
-        return None
-    return number
 
 
 def _minor(amount: Decimal, currency: str) -> int:

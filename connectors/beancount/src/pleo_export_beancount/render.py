@@ -28,8 +28,9 @@ from datetime import date
 from decimal import Decimal
 from typing import TypeAlias
 
-from pleo_export.ledger import LedgerEntry, Posting, Role
+from pleo_export.ledger import EntryKind, LedgerEntry, Posting, PostingPlan, Role
 from pleo_export.money import format_minor
+from pleo_export_beancount.chart import INVOICE_NUMBER
 
 BEGIN_MARKER = "; pleo-export begin "
 END_MARKER = "; pleo-export end "
@@ -256,3 +257,47 @@ def render_block(
         lines.extend(render_transaction(txn))
     lines.append(f"{END_MARKER}{token}")
     return Block(text="\n".join(lines) + "\n", first_transaction_line=first_line)
+
+
+def transaction_meta(
+    plan: PostingPlan, entry: LedgerEntry, original: date | None
+) -> list[MetaItem]:
+    """The metadata of one transaction of an item (``pleo-entry-id``, vendor, dates, links)."""
+    item = plan.item
+    meta: list[MetaItem] = [
+        ("pleo-entry-id", plan.reference),
+        ("pleo-reconciliation-id", plan.reconciliation_id),
+        ("pleo-job-id", plan.job.id),
+        ("pleo-type", item.type),
+    ]
+    if item.sub_type:
+        meta.append(("pleo-sub-type", item.sub_type))
+    meta.append(("pleo-kind", entry.kind.value))
+    meta.append(("pleo-method", plan.method.value))
+    if original is not None:
+        meta.append(("pleo-original-date", original))
+    number = invoice_number(plan, entry)
+    if number is not None:
+        meta.append((INVOICE_NUMBER, number))
+    if plan.vendor is not None:
+        meta.append(("pleo-vendor", plan.vendor.name))
+        for key, value in plan.vendor.match_keys():
+            meta.append((f"pleo-vendor-{key.replace('_', '-')}", value))
+    web = (item.links.web or {}) if item.links else {}
+    if web:
+        meta.append(("pleo-url", next(iter(web.values()))))
+    return meta
+
+
+def invoice_number(plan: PostingPlan, entry: LedgerEntry) -> str | None:
+    """The invoice number a transaction carries: on supplier invoices, credit notes and
+    payments, and on journal entries that book to a vendor's payable account."""
+    info = plan.item.additional_information.invoice_information
+    number = info.invoice_number.strip() if info is not None and info.invoice_number else ""
+    if not number:
+        return None
+    if entry.kind is EntryKind.JOURNAL and not any(
+        p.account.role is Role.ACCOUNTS_PAYABLE for p in entry.postings
+    ):
+        return None
+    return number

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pleo_export_beancount.render import quote
 from pleo_export_beancount.resolve import ROLE_SETTINGS
@@ -145,3 +146,30 @@ def write_starter_ledger(
     if not output.exists():
         output.touch()
     return ledger
+
+
+def starter_from_chart(chart: Any, currency: str) -> StarterChart:
+    """The starter chart of the sandbox's :data:`pleo_export_sandbox.DEMO_CHART`: its expense,
+    wallet and VAT accounts with ``pleo-code`` metadata, and each vendor with its identifiers."""
+    roots = {"expense": "Expenses", "income": "Income", "asset": "Assets"}
+    roots["liability"] = "Liabilities"
+    accounts = []
+    for account in chart.ledger_accounts():
+        words = re.findall(r"[A-Za-z0-9]+", account.name)
+        leaf = "".join(w[:1].upper() + w[1:] for w in words) or "Account"
+        if not leaf[0].isalpha():
+            leaf = "A" + leaf
+        root = roots.get(account.category, "Expenses")
+        accounts.append(
+            StarterAccount(f"{root}:Pleo{account.code}:{leaf}", account.code, account.name)
+        )
+    vendors = [
+        StarterVendor(
+            name=v.name,
+            code=v.code,
+            external_id=v.external_id,
+            tax_number=v.tax_registration_number,
+        )
+        for v in chart.vendors
+    ]
+    return StarterChart(currency=currency, accounts=accounts, vendors=vendors)
