@@ -46,8 +46,10 @@ def sized(paths: list[Path]) -> list[tuple[str, int]]:
         (CONNECTORS / "tryton" / "src" / "pleo_export_tryton", "*.py"),
         (CORE / "state", "*.py"),
         (CORE / "pleo", "**/*.py"),
+        (CONNECTORS / "beancount" / "src" / "pleo_export_beancount", "*.py"),
+        (CONNECTORS / "sftp" / "src" / "pleo_export_sftp", "*.py"),
     ],
-    ids=["sandbox", "cli", "testing", "tryton", "state", "pleo"],
+    ids=["sandbox", "cli", "testing", "tryton", "state", "pleo", "beancount", "sftp"],
 )
 def test_no_module_is_much_over_600_lines(folder: Path, pattern: str) -> None:
     files = sorted(folder.glob(pattern))
