@@ -7,7 +7,7 @@ from pleo_export.connector import ItemRejected
 from pleo_export.ledger import Posting, PostingPlan, Role
 from pleo_export.pleo.models import BookkeepingMethod, ExportItemType
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export_tryton.base import TrytonBase, _Resolved
+from pleo_export_tryton.base import Resolved, TrytonBase
 from pleo_export_tryton.books import Account, Party, Tax, to_amount
 
 _COUNTER_ROLES = frozenset({Role.WALLET, Role.OUT_OF_POCKET, Role.CONTRA})
@@ -34,7 +34,7 @@ class TrytonAccounts(TrytonBase):
             )
         return party
 
-    async def _resolve(self, plan: PostingPlan, posting: Posting, party: Party | None) -> _Resolved:
+    async def _resolve(self, plan: PostingPlan, posting: Posting, party: Party | None) -> Resolved:
         _, books = self._require()
         s = self.settings
         company = books.company
@@ -160,7 +160,7 @@ class TrytonAccounts(TrytonBase):
                     "role to another account",
                 )
             line_party = party.id
-        return _Resolved(posting=posting, account=account, party=line_party, tax=tax)
+        return Resolved(posting=posting, account=account, party=line_party, tax=tax)
 
     async def _exchange_account(self, posting: Posting) -> Account:
         """The exchange gain or loss account: the setting, else Tryton's configuration."""

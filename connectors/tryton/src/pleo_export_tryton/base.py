@@ -35,7 +35,7 @@ VENDOR_UNKNOWN_MESSAGE = (
 
 
 @dataclass
-class _Found:
+class Found:
     """A record written earlier for an item, found by its marker."""
 
     model: str
@@ -51,20 +51,20 @@ class _Found:
 
 
 @dataclass
-class _Work:
+class Work:
     """One item of a ``post_batch`` call, while it is written."""
 
     prepared: PreparedEntry
     payload: Payload
     files: list[tuple[Attachment, bytes]] = field(default_factory=list)
-    records: dict[int, _Found] = field(default_factory=dict)
+    records: dict[int, Found] = field(default_factory=dict)
     """Part number -> the record that holds it (found, or created now)."""
     created: set[int] = field(default_factory=set)
     """Parts created by this call (a refused post deletes them again)."""
     error: ItemRejected | None = None
 
 
-def _item_error(error: TrytonError, doing: str) -> ItemRejected:
+def item_error(error: TrytonError, doing: str) -> ItemRejected:
     mapped = to_connector_error(error, doing)
     if isinstance(mapped, ItemRejected):
         return mapped
@@ -72,7 +72,7 @@ def _item_error(error: TrytonError, doing: str) -> ItemRejected:
 
 
 @dataclass(frozen=True)
-class _Resolved:
+class Resolved:
     posting: Posting
     account: Account
     party: int | None
@@ -86,7 +86,7 @@ class TrytonBase(Connector[TrytonSettings]):
         super().__init__(settings, context)
         self._client: TrytonClient | None = None
         self._books: Books | None = None
-        self._looked_up: OrderedDict[str, tuple[dict[int, _Found], bool]] = OrderedDict()
+        self._looked_up: OrderedDict[str, tuple[dict[int, Found], bool]] = OrderedDict()
         """Recent lookups by reference, for the ``post_batch`` that follows them."""
         self._prepared_invoices: dict[tuple[int, int, str], dict[str, tuple[int, int, str]]] = {}
         """Invoices prepared in this run, by (party, payable account, invoice number) and
@@ -120,7 +120,7 @@ class TrytonBase(Connector[TrytonSettings]):
         )
 
 
-def _invoice_number(plan: PostingPlan) -> str | None:
+def plan_invoice_number(plan: PostingPlan) -> str | None:
     info = plan.item.additional_information.invoice_information
     number = info.invoice_number if info is not None else None
     return number.strip() if number and number.strip() else None

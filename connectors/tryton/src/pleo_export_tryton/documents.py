@@ -15,7 +15,7 @@ from pleo_export.ledger import EntryKind, LedgerEntry, Posting, PostingPlan, Res
 from pleo_export.money import decimals
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export.settlement import settlement_request
-from pleo_export_tryton.base import TrytonBase, _invoice_number, _Resolved
+from pleo_export_tryton.base import Resolved, TrytonBase, plan_invoice_number
 from pleo_export_tryton.books import Party, Period, to_amount
 from pleo_export_tryton.specs import (
     Attachment,
@@ -76,7 +76,7 @@ class TrytonDocuments(TrytonBase):
         self,
         plan: PostingPlan,
         entry: LedgerEntry,
-        resolved: Sequence[_Resolved],
+        resolved: Sequence[Resolved],
         part: int,
         parts: int,
         day: dt.date,
@@ -96,7 +96,7 @@ class TrytonDocuments(TrytonBase):
                 "correct the setting",
             )
         digits = books.company.digits
-        invoice_number = _invoice_number(plan)
+        invoice_number = plan_invoice_number(plan)
         lines = []
         for r in resolved:
             p = r.posting
@@ -129,7 +129,7 @@ class TrytonDocuments(TrytonBase):
         )
 
     @staticmethod
-    def _tax_lines(r: _Resolved, digits: int) -> tuple[TaxLineSpec, ...]:
+    def _tax_lines(r: Resolved, digits: int) -> tuple[TaxLineSpec, ...]:
         if r.tax is None:
             return ()
         amount = to_amount(r.posting.amount, digits)
@@ -153,7 +153,7 @@ class TrytonDocuments(TrytonBase):
         self,
         plan: PostingPlan,
         entry: LedgerEntry,
-        resolved: Sequence[_Resolved],
+        resolved: Sequence[Resolved],
         party: Party | None,
         day: dt.date,
         description: str,
@@ -177,10 +177,10 @@ class TrytonDocuments(TrytonBase):
                 f"journal {self.settings.invoice_journal} (setting invoice_journal) does not "
                 "exist in Tryton: create it or correct the setting",
             )
-        payable: _Resolved | None = None
+        payable: Resolved | None = None
         lines: list[InvoiceLineSpec] = []
         bases: dict[str | None, Decimal] = defaultdict(Decimal)
-        taxed: list[_Resolved] = []
+        taxed: list[Resolved] = []
         for r in resolved:
             role = r.posting.account.role
             if role is Role.ACCOUNTS_PAYABLE:
@@ -253,7 +253,7 @@ class TrytonDocuments(TrytonBase):
             invoice_date=invoice_day,
             accounting_date=day,
             payment_term_date=due,
-            reference=_invoice_number(plan),
+            reference=plan_invoice_number(plan),
             description=description,
             lines=tuple(lines),
             taxes=tuple(taxes),
@@ -266,7 +266,7 @@ class TrytonDocuments(TrytonBase):
         has_document = any(k in ("ap_invoice", "ap_credit_note") for k in kinds)
         has_payment = "ap_payment" in kinds
         match_open: str | None = None
-        number = _invoice_number(plan)
+        number = plan_invoice_number(plan)
         if number and party is not None:
             if (
                 has_payment
@@ -343,7 +343,7 @@ def _invoice_line_description(posting: Posting, narration: str) -> str:
     return f"{narration} - {text}" if text else narration
 
 
-def _tax_description(r: _Resolved) -> str:
+def _tax_description(r: Resolved) -> str:
     code = r.posting.tax_code or "VAT"
     if r.posting.account.role is Role.TAX_OUTPUT:
         return f"{code} reverse charge (due)"
@@ -352,11 +352,11 @@ def _tax_description(r: _Resolved) -> str:
     return code
 
 
-def _renumber(spec: RecordSpec, part: int, parts: int) -> RecordSpec:
+def renumber(spec: RecordSpec, part: int, parts: int) -> RecordSpec:
     return replace(spec, part=part, parts=parts)
 
 
-def _with_description(spec: RecordSpec, description: str) -> RecordSpec:
+def with_description(spec: RecordSpec, description: str) -> RecordSpec:
     return replace(spec, description=description)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pleo_export.ledger import ExternalRecord
-from pleo_export_tryton.base import TrytonBase, _Found
+from pleo_export_tryton.base import Found, TrytonBase
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.rpc import TrytonError
 from pleo_export_tryton.specs import like_prefix, parse_marker
@@ -40,14 +40,14 @@ class TrytonLookup(TrytonBase):
             raise to_connector_error(error, f"looking up {reference} in Tryton") from error
         return self._record(found[min(found)])
 
-    def _remember(self, reference: str, found: dict[int, _Found], *, drafts_known: bool) -> None:
+    def _remember(self, reference: str, found: dict[int, Found], *, drafts_known: bool) -> None:
         """Keep a lookup for the ``post`` that follows it (nothing writes in between)."""
         self._looked_up[reference] = (found, drafts_known)
         self._looked_up.move_to_end(reference)
         while len(self._looked_up) > _LOOKUP_MEMORY:
             self._looked_up.popitem(last=False)
 
-    async def _existing_posted(self, references: Sequence[str]) -> dict[str, dict[int, _Found]]:
+    async def _existing_posted(self, references: Sequence[str]) -> dict[str, dict[int, Found]]:
         """Records of ``references`` that have a move: their own moves, and posted invoices."""
         client, books = self._require()
         patterns = [like_prefix(r) for r in references]
@@ -69,7 +69,7 @@ class TrytonLookup(TrytonBase):
                 "origin.create_date",
             ],
         )
-        found: dict[str, dict[int, _Found]] = {r: {} for r in references}
+        found: dict[str, dict[int, Found]] = {r: {} for r in references}
         for row in rows:
             origin = row.get("origin")
             if origin:
@@ -98,11 +98,11 @@ class TrytonLookup(TrytonBase):
         references: Sequence[str],
         *,
         models: Sequence[str] = ("account.move", "account.invoice"),
-    ) -> dict[str, dict[int, _Found]]:
+    ) -> dict[str, dict[int, Found]]:
         """Every record of ``references``, drafts included (one search per model)."""
         client, books = self._require()
         patterns: list[Any] = ["OR", *[("description", "like", like_prefix(r)) for r in references]]
-        found: dict[str, dict[int, _Found]] = {r: {} for r in references}
+        found: dict[str, dict[int, Found]] = {r: {} for r in references}
         if "account.move" in models:
             moves = await client.search_read(
                 "account.move",
@@ -142,7 +142,7 @@ class TrytonLookup(TrytonBase):
 
     @staticmethod
     def _add_found(
-        found: dict[str, dict[int, _Found]],
+        found: dict[str, dict[int, Found]],
         model: str,
         record_id: int,
         description: str | None,
@@ -156,11 +156,11 @@ class TrytonLookup(TrytonBase):
         current = found[reference].get(part)
         if current is not None and current.id < record_id:
             return  # keep the oldest record of a part
-        found[reference][part] = _Found(
+        found[reference][part] = Found(
             model=model, id=record_id, part=part, parts=parts, state=state, created=created
         )
 
-    def _complete(self, found: dict[int, _Found]) -> bool:
+    def _complete(self, found: dict[int, Found]) -> bool:
         parts = max(f.parts for f in found.values())
         if set(found) != set(range(1, parts + 1)):
             return False
@@ -173,7 +173,7 @@ class TrytonLookup(TrytonBase):
         # An invoice paid within the same item must have been reconciled with its payment.
         return not (invoice is not None and payment and invoice.state != "paid")
 
-    def _record(self, found: _Found) -> ExternalRecord:
+    def _record(self, found: Found) -> ExternalRecord:
         created = found.created or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         url = f"{self.settings.url}/#{self.settings.database}/model/{found.model}/{found.id}"
         return ExternalRecord(

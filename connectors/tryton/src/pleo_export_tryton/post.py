@@ -11,7 +11,7 @@ from typing import Any
 from pleo_export.connector import ItemRejected, OutcomeUncertain, TargetTemporarilyUnavailable
 from pleo_export.ledger import EntryKind, ExternalRecord, PostingPlan, PreparedEntry
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export_tryton.base import MAX_ATTACHMENT_BYTES, _Found, _item_error, _Work
+from pleo_export_tryton.base import MAX_ATTACHMENT_BYTES, Found, Work, item_error
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.lookup import TrytonLookup
 from pleo_export_tryton.reconcile import TrytonReconcile
@@ -23,10 +23,10 @@ _ATTACHMENT_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def _chunks(
-    pending: list[tuple[_Work, dict[str, Any]]], limit: int
-) -> list[list[tuple[_Work, dict[str, Any]]]]:
+    pending: list[tuple[Work, dict[str, Any]]], limit: int
+) -> list[list[tuple[Work, dict[str, Any]]]]:
     """``pending`` cut into requests of at most ``limit`` bytes of receipts (one at least)."""
-    chunks: list[list[tuple[_Work, dict[str, Any]]]] = []
+    chunks: list[list[tuple[Work, dict[str, Any]]]] = []
     size = 0
     for entry in pending:
         length = len(entry[1]["data"])
@@ -57,14 +57,14 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
         """Write several items with few requests: one ``create`` and one ``post`` per model
         and part for the whole batch, one request for the receipts. When Tryton refuses a
         batch request, its records are retried one by one, so one bad item fails alone."""
-        works: list[_Work] = []
+        works: list[Work] = []
         for prepared in entries:
             payload = prepared.payload
             if not isinstance(payload, Payload):
                 raise TypeError(
                     "post() takes a PreparedEntry returned by this connector's prepare()"
                 )
-            works.append(_Work(prepared=prepared, payload=payload))
+            works.append(Work(prepared=prepared, payload=payload))
         for work in works:
             try:
                 work.files = await self._download(work.prepared.plan, work.payload)
@@ -108,10 +108,10 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
             results.append(self._record(first))
         return results
 
-    async def _created_at(self, works: list[_Work]) -> None:
+    async def _created_at(self, works: list[Work]) -> None:
         """Read when Tryton created the first records written now (``exportedAt``)."""
         client, _ = self._require()
-        by_model: dict[str, list[_Found]] = defaultdict(list)
+        by_model: dict[str, list[Found]] = defaultdict(list)
         for work in works:
             first = work.records[1]
             if first.created is None:
@@ -126,10 +126,10 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
             for record in records:
                 record.created = created.get(record.id)
 
-    async def _load_existing(self, works: list[_Work]) -> None:
+    async def _load_existing(self, works: list[Work]) -> None:
         """What each item already has in Tryton: from the lookup just before, else searched."""
-        unknown: list[_Work] = []
-        drafts_unknown: list[_Work] = []
+        unknown: list[Work] = []
+        drafts_unknown: list[Work] = []
         for work in works:
             remembered = self._looked_up.pop(work.payload.reference, None)
             if remembered is None:
@@ -162,10 +162,10 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
             files.append((attachment, content))
         return files
 
-    async def _create_many(self, works: list[_Work], part: int) -> None:
+    async def _create_many(self, works: list[Work], part: int) -> None:
         """Create part ``part`` of every item in ``works``: one request per model."""
         client, books = self._require()
-        by_model: dict[str, list[_Work]] = defaultdict(list)
+        by_model: dict[str, list[Work]] = defaultdict(list)
         for work in works:
             by_model[work.payload.parts[part - 1].model].append(work)
         for model, group in by_model.items():
@@ -176,7 +176,7 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
                 ids = await client.model(model, "create", values, write=True)
             except (TrytonRefused, TrytonWarning, TrytonFault) as error:
                 if len(group) == 1:
-                    group[0].error = _item_error(error, f"creating the {what}")
+                    group[0].error = item_error(error, f"creating the {what}")
                     continue
                 for work in group:  # find the one Tryton refuses
                     await self._create_many([work], part)
@@ -184,7 +184,7 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
             except TrytonError as error:
                 raise to_connector_error(error, f"creating the {what}") from error
             for work, spec, record_id in zip(group, specs, ids, strict=True):
-                work.records[part] = _Found(
+                work.records[part] = Found(
                     model=model,
                     id=int(record_id),
                     part=part,
@@ -207,10 +207,10 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
                     },
                 )
 
-    async def _attach_many(self, works: list[_Work]) -> None:
+    async def _attach_many(self, works: list[Work]) -> None:
         """Attach the receipts each item's first record lacks (new records have none)."""
         client, _ = self._require()
-        pending: list[tuple[_Work, dict[str, Any]]] = []
+        pending: list[tuple[Work, dict[str, Any]]] = []
         for work in works:
             found = work.records[1]
             resource = f"{found.model},{found.id}"
@@ -260,7 +260,7 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
             except TrytonError as error:
                 raise to_connector_error(error, "attaching receipts") from error
 
-    async def _attach_values(self, chunk: list[tuple[_Work, dict[str, Any]]]) -> None:
+    async def _attach_values(self, chunk: list[tuple[Work, dict[str, Any]]]) -> None:
         client, _ = self._require()
         work, values = chunk[0]
         try:
@@ -275,10 +275,10 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
         except TrytonError as error:
             raise to_connector_error(error, "attaching receipts") from error
 
-    async def _post_many(self, works: list[_Work], part: int) -> None:
+    async def _post_many(self, works: list[Work], part: int) -> None:
         """Post part ``part`` of every item in ``works``: one request per model."""
         client, _ = self._require()
-        by_model: dict[str, list[_Work]] = defaultdict(list)
+        by_model: dict[str, list[Work]] = defaultdict(list)
         for work in works:
             by_model[work.records[part].model].append(work)
         for model, group in by_model.items():
@@ -297,7 +297,7 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
             for work in group:
                 await self._post_one(work, part)
 
-    async def _post_one(self, work: _Work, part: int) -> None:
+    async def _post_one(self, work: Work, part: int) -> None:
         client, _ = self._require()
         found = work.records[part]
         what = f"{_what(work.payload.parts[part - 1])} {found.id}"
@@ -307,14 +307,14 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
                 break
             except TrytonWarning as warning:
                 if not self.settings.confirm_warnings or attempt == 2:
-                    work.error = _item_error(warning, f"posting {what}")
+                    work.error = item_error(warning, f"posting {what}")
                     return
                 await self._confirm(warning)
             except (TrytonRefused, TrytonFault) as error:
                 if part in work.created:
                     await self._delete_draft(found)
                     del work.records[part]
-                work.error = _item_error(error, f"posting {what}")
+                work.error = item_error(error, f"posting {what}")
                 return
             except TrytonError as error:
                 raise to_connector_error(error, f"posting {what}") from error
@@ -338,7 +338,7 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
         except TrytonError as error:
             raise to_connector_error(error, f"confirming Tryton warning {warning.name}") from error
 
-    async def _delete_draft(self, found: _Found) -> None:
+    async def _delete_draft(self, found: Found) -> None:
         client, _ = self._require()
         try:
             await client.model(found.model, "delete", [found.id], write=True)

@@ -17,7 +17,7 @@ from pleo_export.ledger import (
 )
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.books import Period
-from pleo_export_tryton.documents import TrytonDocuments, _renumber, _with_description
+from pleo_export_tryton.documents import TrytonDocuments, renumber, with_description
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.rpc import TrytonError
 from pleo_export_tryton.settlement import TrytonSettlement
@@ -66,12 +66,12 @@ class TrytonPrepare(TrytonDocuments, TrytonSettlement):
                 parts.append(
                     await self._invoice_spec(plan, entry, resolved, party, day, description)
                 )
-                parts[-1] = _renumber(parts[-1], number, parts_count)
+                parts[-1] = renumber(parts[-1], number, parts_count)
             else:
                 parts.append(
                     await self._move_spec(plan, entry, resolved, number, parts_count, day, period)
                 )
-                parts[-1] = _with_description(parts[-1], description)
+                parts[-1] = with_description(parts[-1], description)
             resolved_entries.append(
                 ResolvedEntry(
                     kind=entry.kind,

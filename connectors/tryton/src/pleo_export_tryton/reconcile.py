@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from pleo_export_tryton.base import TrytonBase, _Work
+from pleo_export_tryton.base import TrytonBase, Work
 from pleo_export_tryton.rpc import TrytonError
 from pleo_export_tryton.specs import Payload
 
@@ -14,7 +14,7 @@ from pleo_export_tryton.specs import Payload
 class TrytonReconcile(TrytonBase):
     """Pairs invoices with payments and reconciles their payable lines."""
 
-    async def _reconcile(self, works: list[_Work]) -> None:
+    async def _reconcile(self, works: list[Work]) -> None:
         """Settle invoices with the payments that pay them; never fails an item.
 
         An item's own invoice and payment always pair up; an invoice payment pairs with the

@@ -15,7 +15,7 @@ from pleo_export.settlement import (
     settlement_request,
 )
 from pleo_export_tryton.accounts import TrytonAccounts
-from pleo_export_tryton.base import _invoice_number
+from pleo_export_tryton.base import plan_invoice_number
 from pleo_export_tryton.books import Account, Party
 from pleo_export_tryton.specs import supplier_total
 
@@ -47,7 +47,7 @@ class TrytonSettlement(TrytonAccounts):
         self, plan: PostingPlan, party: Party | None, account: int | None
     ) -> None:
         """Keep the payable postings of an item that names an invoice (see ``__init__``)."""
-        number = _invoice_number(plan)
+        number = plan_invoice_number(plan)
         if party is None or number is None or account is None:
             return
         for entry in plan.entries:  # payments too: what stays open is what counts
