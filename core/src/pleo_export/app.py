@@ -28,22 +28,16 @@ from pleo_export.config import (
 )
 from pleo_export.connector import (
     Connector,
-    ConnectorContext,
     ConnectorManifest,
     ConnectorSettings,
-    ItemRejected,
-    JobRejected,
-    TargetTemporarilyUnavailable,
 )
-from pleo_export.engine.runner import EngineOptions, ExportEngine, Progress
+from pleo_export.engine.factory import EngineFactory, connector_context, open_connector
+from pleo_export.engine.options import EngineOptions, Progress
+from pleo_export.engine.runner import ExportEngine
 from pleo_export.engine.worker import Worker, WorkerOptions
 from pleo_export.host import PluginHost
-from pleo_export.pleo import errors as pleo_errors
 from pleo_export.pleo.auth import ApiKeyAuth, BearerTokenAuth
-from pleo_export.pleo.client import DownloadRefused, PleoClient
-from pleo_export.pleo.models import ExportItemFile
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
+from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.oauth import OAuthInstallation
 from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.simulator import require_sandbox
@@ -65,9 +59,9 @@ class Session:
     store: StateStore
     engine: ExportEngine
     company_id: str | None
+    worker: Worker
+    """The runner: the engine of every configured company, under per-company leases."""
     sandbox: Sandbox | None = None
-    worker: Worker | None = None
-    """Runs the engine over every configured company under per-company leases."""
 
 
 def build_sandbox(settings: Settings) -> tuple[Sandbox, str, SecretStr]:
@@ -167,6 +161,126 @@ def load_connector_class(settings: Settings, host: PluginHost) -> type[Connector
     return host.load_connector(name)
 
 
+@dataclass(frozen=True)
+class Serving:
+    """Which companies a session serves, with the validated connector settings of each."""
+
+    companies: list[str]
+    """The companies served in turn (empty: the sandbox's, or whatever the credential sees)."""
+    shared: ConnectorSettings | None
+    """``[connector.settings]``, when a served company (or no company) uses them."""
+    own: dict[str, ConnectorSettings]
+    """Companies with their own ``[connector.companies."<id>"]`` settings."""
+
+    def settings_for(self, company_id: str | None) -> ConnectorSettings:
+        if company_id is not None and company_id in self.own:
+            return self.own[company_id]
+        if self.shared is not None:
+            return self.shared
+        return self.own[self.companies[0]]
+
+
+@dataclass(frozen=True)
+class PleoEndpoint:
+    """Where the Pleo client goes and how it authenticates."""
+
+    base_url: str
+    auth: ApiKeyAuth | BearerTokenAuth
+    transport: httpx.AsyncBaseTransport | None
+    company_id: str | None
+    sandbox: Sandbox | None = None
+    oauth: OAuthInstallation | None = None
+
+
+def serving(
+    settings: Settings, manifest: ConnectorManifest, companies: Sequence[str] | None
+) -> Serving:
+    """The companies served (``companies`` replaces the configured ones) and their validated
+    connector settings; every secret among them is registered for redaction."""
+    configured = list(dict.fromkeys(companies)) if companies else settings.pleo.companies()
+    served = [] if settings.pleo.base_url == SANDBOX else configured
+    by_company = company_connector_settings(settings, manifest, served)
+    for values in by_company.values():
+        register_secrets(settings, values)
+    own = {c: values for c, values in by_company.items() if c is not None}
+    return Serving(companies=served, shared=by_company.get(None), own=own)
+
+
+def pleo_endpoint(
+    settings: Settings, serving: Serving, transport: httpx.AsyncBaseTransport | None
+) -> PleoEndpoint:
+    """The built-in sandbox (with its own in-process transport), or Pleo at
+    ``pleo.base_url`` with the configured credential (API key, access token or OAuth)."""
+    company_id = serving.companies[0] if serving.companies else settings.pleo.company_id
+    if settings.pleo.base_url == SANDBOX:
+        sandbox, sandbox_company, key = build_sandbox(settings)
+        return PleoEndpoint(
+            base_url=sandbox.base_url,
+            auth=ApiKeyAuth(key),
+            transport=sandbox.transport(),
+            company_id=sandbox_company,
+            sandbox=sandbox,
+        )
+    base_url = settings.pleo.resolved_url()
+    if settings.oauth.client_id is not None:
+        if settings.pleo.api_key is not None or settings.pleo.access_token is not None:
+            raise ConfigError(
+                "both oauth.client_id and pleo.api_key (or pleo.access_token) are set: "
+                "authenticate one way, remove the other"
+            )
+        oauth = oauth_installation(settings)
+        return PleoEndpoint(base_url, oauth.auth(), transport, company_id, oauth=oauth)
+    if settings.pleo.api_key is not None:
+        return PleoEndpoint(base_url, ApiKeyAuth(settings.pleo.api_key), transport, company_id)
+    if settings.pleo.access_token is not None:
+        auth = BearerTokenAuth(settings.pleo.access_token)
+        return PleoEndpoint(base_url, auth, transport, company_id)
+    raise ConfigError(
+        "pleo.api_key (or pleo.access_token, or an [oauth] installation) is required "
+        "when pleo.base_url is "
+        f"{settings.pleo.base_url!r}: set PLEO_EXPORT_PLEO__API_KEY or add it to the "
+        "[pleo] table"
+    )
+
+
+def pleo_client(
+    settings: Settings, endpoint: PleoEndpoint, progress: Progress | None
+) -> PleoClient:
+    """The Pleo client with the ``[pleo]`` settings; the progress display announces waits
+    for the request budget."""
+    client = PleoClient(
+        endpoint.base_url,
+        endpoint.auth,
+        requests_per_minute=settings.pleo.requests_per_minute,
+        page_size=settings.pleo.page_size,
+        timeout=settings.pleo.timeout,
+        retry=RetryPolicy(max_attempts=settings.pleo.retry_attempts),
+        download_timeout=settings.pleo.download_timeout,
+        download_hosts=settings.pleo.receipt_hosts,
+        transport=endpoint.transport,
+    )
+    client.budget.on_wait = getattr(progress, "waiting", None)
+    return client
+
+
+def engine_options(
+    settings: Settings, options: EngineOptions | None, *, company_id: str | None, dry_run: bool
+) -> EngineOptions:
+    """``options`` (a copy; the caller's object is left alone) with the ``[engine]``
+    settings, the company and the dry-run flag."""
+    return replace(
+        options or EngineOptions(),
+        company_id=company_id,
+        dry_run=dry_run,
+        report_interval=settings.engine.report_interval,
+        post_attempts=settings.engine.post_attempts,
+        plan=PlanOptions(
+            rounding_tolerance_per_line=settings.engine.rounding_tolerance_per_line,
+            booking_timezone=settings.engine.booking_timezone,
+        ),
+    )
+
+
 @asynccontextmanager
 async def open_session(
     settings: Settings,
@@ -183,130 +297,47 @@ async def open_session(
     ``companies`` replaces ``pleo.company_id``/``pleo.company_ids`` for this session (the
     ``run --company`` option). ``transport`` carries the Pleo client's requests (tests wrap
     it to inject faults); the built-in sandbox always uses its own in-process transport.
+    ``options`` is copied, never changed.
     """
     require_pleo_target(settings, companies or ())
     host = host or PluginHost(disabled=settings.plugins.disabled)
     connector_cls = load_connector_class(settings, host)
-    serving = list(dict.fromkeys(companies)) if companies else settings.pleo.companies()
-    companies = [] if settings.pleo.base_url == SANDBOX else serving
-    by_company = company_connector_settings(settings, connector_cls.manifest, companies)
-    own_settings = {c: values for c, values in by_company.items() if c is not None}
-    conn_settings = by_company.get(None) or own_settings[companies[0]]
-    for values in by_company.values():
-        register_secrets(settings, values)
-
-    sandbox: Sandbox | None = None
-    company_id = companies[0] if companies else settings.pleo.company_id
-    oauth: OAuthInstallation | None = None
-    if settings.pleo.base_url == SANDBOX:
-        sandbox, company_id, key = build_sandbox(settings)
-        base_url = sandbox.base_url
-        auth: ApiKeyAuth | BearerTokenAuth = ApiKeyAuth(key)
-        transport = sandbox.transport()
-    else:
-        base_url = settings.pleo.resolved_url()
-        if settings.oauth.client_id is not None:
-            if settings.pleo.api_key is not None or settings.pleo.access_token is not None:
-                raise ConfigError(
-                    "both oauth.client_id and pleo.api_key (or pleo.access_token) are set: "
-                    "authenticate one way, remove the other"
-                )
-            oauth = oauth_installation(settings)
-            auth = oauth.auth()
-        elif settings.pleo.api_key is not None:
-            auth = ApiKeyAuth(settings.pleo.api_key)
-        elif settings.pleo.access_token is not None:
-            auth = BearerTokenAuth(settings.pleo.access_token)
-        else:
-            raise ConfigError(
-                "pleo.api_key (or pleo.access_token, or an [oauth] installation) is required "
-                "when pleo.base_url is "
-                f"{settings.pleo.base_url!r}: set PLEO_EXPORT_PLEO__API_KEY or add it to the "
-                "[pleo] table"
-            )
-
-    client = PleoClient(
-        base_url,
-        auth,
-        requests_per_minute=settings.pleo.requests_per_minute,
-        page_size=settings.pleo.page_size,
-        timeout=settings.pleo.timeout,
-        retry=RetryPolicy(max_attempts=settings.pleo.retry_attempts),
-        download_timeout=settings.pleo.download_timeout,
-        download_hosts=settings.pleo.receipt_hosts,
-        transport=transport,
-    )
-    client.budget.on_wait = getattr(progress, "waiting", None)  # the progress display says so
-    limit = connector_cls.manifest.limits.max_attachment_bytes
-
-    async def fetch_attachment(file: ExportItemFile) -> bytes:
-        try:
-            return await client.download(file.url, max_bytes=limit)
-        except DownloadRefused as error:
-            raise ItemRejected(
-                ItemReason.RECEIPT_DOWNLOAD_FAILURE,
-                f"the receipt ({file.type}) was not downloaded: {error}. Export the expense "
-                "again; if its receipt link stays like this, contact Pleo support",
-            ) from error
-        except pleo_errors.PleoApiError as error:
-            raise ItemRejected(
-                ItemReason.RECEIPT_DOWNLOAD_FAILURE,
-                f"the receipt ({file.type}, {file.size} bytes) could not be downloaded from "
-                f"Pleo: {error}. Receipt links expire 24 hours after the export started; "
-                "export the expense again",
-            ) from error
-
+    manifest = connector_cls.manifest
+    plan = serving(settings, manifest, companies)
+    endpoint = pleo_endpoint(settings, plan, transport)
+    company_id = endpoint.company_id
+    client = pleo_client(settings, endpoint, progress)
     store = open_store("sqlite:///:memory:" if dry_run else settings.state_url())
-    context = ConnectorContext(
-        logger=logging.getLogger(f"pleo_export.connector.{connector_cls.manifest.id}"),
-        fetch_attachment=fetch_attachment,
-        work_dir=settings.config_dir,
-        dry_run=dry_run,
+    context = connector_context(
+        client=client, manifest=manifest, work_dir=settings.config_dir, dry_run=dry_run
     )
-    own_connectors = {c: connector_cls(values, context) for c, values in own_settings.items()}
+    connectors = {c: connector_cls(values, context) for c, values in plan.own.items()}
     connector = (
-        own_connectors.pop(company_id)
-        if company_id is not None and company_id in own_connectors
-        else connector_cls(conn_settings, context)
+        connectors.pop(company_id)
+        if company_id is not None and company_id in connectors
+        else connector_cls(plan.settings_for(None), context)
     )
-    engine_options = options or EngineOptions()
-    engine_options.company_id = company_id
-    engine_options.dry_run = dry_run
-    engine_options.report_interval = settings.engine.report_interval
-    engine_options.post_attempts = settings.engine.post_attempts
-    engine_options.plan = PlanOptions(
-        rounding_tolerance_per_line=settings.engine.rounding_tolerance_per_line,
-        booking_timezone=settings.engine.booking_timezone,
-    )
-    engine = ExportEngine(
+    factory = EngineFactory(
         client=client,
-        connector=connector,
         store=store,
         hooks=host,
-        options=engine_options,
+        options=engine_options(settings, options, company_id=company_id, dry_run=dry_run),
         progress=progress,
     )
     async with AsyncExitStack() as stack:
-        if oauth is not None:
-            await stack.enter_async_context(oauth)
+        if endpoint.oauth is not None:
+            await stack.enter_async_context(endpoint.oauth)
         await stack.enter_async_context(client)
         await store.open()
         stack.push_async_callback(store.close)
-        engine.unavailable = await _open_connector(stack, connector, company_id)
-        engines: dict[str, ExportEngine] = {}
-        for company, own in own_connectors.items():
-            engines[company] = ExportEngine(
-                client=client,
-                connector=own,
-                store=store,
-                hooks=host,
-                options=replace(engine_options, company_id=company),
-                progress=progress,
-            )
-            engines[company].unavailable = await _open_connector(stack, own, company)
+        engine = await _open_engine(stack, factory, connector, company_id)
+        engines = {
+            company: await _open_engine(stack, factory, own, company)
+            for company, own in connectors.items()
+        }
         worker = Worker(
             engine,
-            companies or ([company_id] if company_id else []),
+            plan.companies or ([company_id] if company_id else []),
             engines=engines,
             options=WorkerOptions(
                 lease_ttl=settings.engine.lease_ttl,
@@ -322,9 +353,21 @@ async def open_session(
             store=store,
             engine=engine,
             company_id=company_id,
-            sandbox=sandbox,
+            sandbox=endpoint.sandbox,
             worker=worker,
         )
+
+
+async def _open_engine(
+    stack: AsyncExitStack,
+    factory: EngineFactory,
+    connector: Connector[Any],
+    company_id: str | None,
+) -> ExportEngine:
+    """Open ``connector`` (closed with ``stack``) and build its company's engine."""
+    stack.push_async_callback(connector.close)
+    unavailable = await open_connector(connector, company_id)
+    return factory.build(connector, company_id=company_id, unavailable=unavailable)
 
 
 def worker_id(settings: Settings) -> str:
@@ -363,24 +406,3 @@ def company_connector_settings(
                 manifest, {**base, **overrides[company]}, settings.config_dir
             )
     return found
-
-
-async def _open_connector(
-    stack: AsyncExitStack, connector: Connector[Any], company_id: str | None
-) -> JobRejected | None:
-    """Open ``connector`` (closed with ``stack``); the problem that makes it unusable, if any."""
-    stack.push_async_callback(connector.close)
-    unavailable: JobRejected | None = None
-    try:
-        await connector.open()
-    except JobRejected as rejected:
-        unavailable = rejected
-    except TargetTemporarilyUnavailable as error:
-        unavailable = JobRejected(JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, error.message)
-    if unavailable is not None:
-        log.error(
-            "the accounting system cannot be used: %s",
-            unavailable.message,
-            extra={"event": "connector.unavailable", "company_id": company_id},
-        )
-    return unavailable

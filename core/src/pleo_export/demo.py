@@ -158,7 +158,7 @@ async def run_demo(
         )
     _refuse_connector_overrides()
     async with open_session(settings, progress=progress) as session:
-        report: RunReport = await session.engine.run_pending()
+        report: RunReport = await session.worker.run_pending()
         target_problems = await session.connector.verify()
         types: Counter[str] = Counter()
         if session.sandbox is not None:

@@ -35,24 +35,19 @@ async def _check_async(obj: Context, as_json: bool) -> int:
 
     settings = obj.settings()
     async with open_session(settings, dry_run=True) as session:
-        engines = session.worker.engines() if session.worker is not None else {}
-        results: list[dict[str, Any]] = []
-        for engine in engines.values() or [session.engine]:
-            for job in await engine.pending_jobs():
-                problem = await engine.pre_export_validation(job)
-                results.append(
-                    {
-                        "job_id": job.id,
-                        "status": job.status.value,
-                        "items": job.number_of_items,
-                        "ok": problem is None,
-                        "failure_reason_type": problem[0].value if problem else None,
-                        "failure_reason": problem[1] if problem else None,
-                    }
-                )
-        unavailable = next(
-            (e.unavailable for e in [session.engine, *engines.values()] if e.unavailable), None
-        )
+        preflight = await session.worker.check()
+        results: list[dict[str, Any]] = [
+            {
+                "job_id": checked.job.id,
+                "status": checked.job.status.value,
+                "items": checked.job.number_of_items,
+                "ok": checked.problem is None,
+                "failure_reason_type": checked.problem[0].value if checked.problem else None,
+                "failure_reason": checked.problem[1] if checked.problem else None,
+            }
+            for checked in preflight.jobs
+        ]
+        unavailable = preflight.unavailable
         summary: dict[str, Any] = {
             "connector": type(session.connector).manifest.id,
             "connector_ok": unavailable is None,

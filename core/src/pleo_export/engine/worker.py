@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pleo_export.engine.factory import EngineFactory
 from pleo_export.engine.leases import (
     DEFAULT_LEASE_TTL,
     CompanyLease,
@@ -22,11 +23,13 @@ from pleo_export.engine.leases import (
 from pleo_export.engine.report import JobReport, RunReport
 
 if TYPE_CHECKING:
+    from pleo_export.connector import JobRejected
     from pleo_export.engine.runner import ExportEngine
     from pleo_export.pleo.models import ExportJob
+    from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
     from pleo_export.state.base import StateStore
 
-__all__ = ["Worker", "WorkerOptions"]
+__all__ = ["JobCheck", "Preflight", "Worker", "WorkerOptions", "run_in_order"]
 
 log = logging.getLogger("pleo_export.engine.leases")
 
@@ -39,6 +42,23 @@ class WorkerOptions:
     """Seconds a lease lasts without renewal (``engine.lease_ttl``)."""
     take_leases: bool = True
     """``False`` for dry runs: they change nothing, so they need no lease."""
+
+
+@dataclass(frozen=True)
+class JobCheck:
+    """One pending job and the problem pre-export validation found (``None``: ready)."""
+
+    job: ExportJob
+    problem: tuple[JobReason, str] | None
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What :meth:`Worker.check` found."""
+
+    jobs: list[JobCheck]
+    unavailable: JobRejected | None
+    """The first connector that could not be opened, with why."""
 
 
 class Worker:
@@ -88,16 +108,8 @@ class Worker:
         if not self.companies or self.engine.options.company_id == company_id:
             engine = self.engine
         else:
-            from pleo_export.engine.runner import ExportEngine
-
-            engine = ExportEngine(
-                client=self.engine.client,
-                connector=self.engine.connector,
-                store=self.engine.store,
-                hooks=self.engine.hooks,
-                options=replace(self.engine.options, company_id=company_id),
-                progress=self.engine.progress,
-                unavailable=self.engine.unavailable,
+            engine = EngineFactory.like(self.engine).build(
+                self.engine.connector, company_id=company_id, unavailable=self.engine.unavailable
             )
         self._engines[company_id] = engine
         return engine
@@ -105,6 +117,19 @@ class Worker:
     def engines(self) -> dict[str, ExportEngine]:
         """The engine of every configured company (empty when companies are discovered)."""
         return {company: self.engine_for(company) for company in self.companies}
+
+    async def check(self) -> Preflight:
+        """Pre-export validation of every pending job of every company served, with nothing
+        started or sent to Pleo (``pleo-export check``)."""
+        engines = self.engines()
+        jobs: list[JobCheck] = []
+        for engine in engines.values() or [self.engine]:
+            for job in await engine.pending_jobs():
+                jobs.append(JobCheck(job, await engine.pre_export_validation(job)))
+        unavailable = next(
+            (e.unavailable for e in [self.engine, *engines.values()] if e.unavailable), None
+        )
+        return Preflight(jobs=jobs, unavailable=unavailable)
 
     async def _turn_order(self) -> list[str]:
         if self.companies:

@@ -26,17 +26,16 @@ from pleo_export.config import ConfigError, connector_settings
 from pleo_export.connector import (
     Capability,
     Connector,
-    ConnectorContext,
     ConnectorError,
     ConnectorManifest,
     ConnectorSettings,
     ItemRejected,
     JobRejected,
     OutcomeUncertain,
-    TargetTemporarilyUnavailable,
 )
+from pleo_export.engine.factory import EngineFactory, connector_context, open_connector
+from pleo_export.engine.options import EngineOptions
 from pleo_export.engine.report import RunReport
-from pleo_export.engine.runner import EngineOptions, ExportEngine
 from pleo_export.host import PluginError, PluginHost
 from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
 from pleo_export.pleo import errors as pleo_errors
@@ -44,12 +43,9 @@ from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import (
     ExportItem,
-    ExportItemFile,
     ExportJob,
     ExportJobItem,
 )
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
 from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.state import open_store
 from pleo_export.testing.checks import ConformanceFailure
@@ -313,23 +309,8 @@ class World:
         return entries
 
     def new_connector(self, settings: ConnectorSettings, client: PleoClient) -> Connector[Any]:
-        limit = self.manifest.limits.max_attachment_bytes
-
-        async def fetch_attachment(file: ExportItemFile) -> bytes:
-            try:
-                return await client.download(file.url, max_bytes=limit)
-            except pleo_errors.PleoApiError as error:
-                raise ItemRejected(
-                    ItemReason.RECEIPT_DOWNLOAD_FAILURE,
-                    f"the receipt ({file.type}, {file.size} bytes) could not be downloaded "
-                    f"from Pleo: {error}",
-                ) from error
-
-        context = ConnectorContext(
-            logger=logging.getLogger(f"pleo_export.connector.{self.connector_id}"),
-            fetch_attachment=fetch_attachment,
-            work_dir=self.work_dir,
-        )
+        """A connector instance with the context ``pleo-export run`` gives it."""
+        context = connector_context(client=client, manifest=self.manifest, work_dir=self.work_dir)
         return self.connector_cls(settings, context)
 
     def client(self, clock: SkipClock) -> PleoClient:
@@ -363,20 +344,13 @@ class World:
             retry_base_delay=0.001,
             retry_max_delay=0.01,
         )
-        unavailable: JobRejected | None = None
         report: RunReport | None = None
         crashed = False
         async with client:
             await store.open()
             try:
                 try:
-                    await connector.open()
-                except JobRejected as rejected:
-                    unavailable = rejected
-                except TargetTemporarilyUnavailable as error:
-                    unavailable = JobRejected(
-                        JobReason.ACCOUNTING_SYSTEM_UNREACHABLE, error.message
-                    )
+                    unavailable = await open_connector(connector)
                 except Exception as error:
                     hint = (
                         "raise TargetTemporarilyUnavailable when the target cannot be reached "
@@ -386,13 +360,11 @@ class World:
                         f"open() raised {type(error).__name__}: {error}; pleo-export run would "
                         f"stop here: {hint}"
                     ) from error
-                engine = ExportEngine(
-                    client=client,
-                    connector=connector,
-                    store=store,
-                    hooks=self.host,
-                    options=options,
-                    unavailable=unavailable,
+                factory = EngineFactory(
+                    client=client, store=store, hooks=self.host, options=options
+                )
+                engine = factory.build(
+                    connector, company_id=self.company_id, unavailable=unavailable
                 )
                 try:
                     report = await engine.run_pending()
