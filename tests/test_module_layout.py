@@ -48,8 +48,21 @@ def sized(paths: list[Path]) -> list[tuple[str, int]]:
         (CORE / "pleo", "**/*.py"),
         (CONNECTORS / "beancount" / "src" / "pleo_export_beancount", "*.py"),
         (CONNECTORS / "sftp" / "src" / "pleo_export_sftp", "*.py"),
+        (CORE / "engine", "*.py"),
+        (CORE, "*.py"),
     ],
-    ids=["sandbox", "cli", "testing", "tryton", "state", "pleo", "beancount", "sftp"],
+    ids=[
+        "sandbox",
+        "cli",
+        "testing",
+        "tryton",
+        "state",
+        "pleo",
+        "beancount",
+        "sftp",
+        "engine",
+        "core",
+    ],
 )
 def test_no_module_is_much_over_600_lines(folder: Path, pattern: str) -> None:
     files = sorted(folder.glob(pattern))
@@ -95,3 +108,17 @@ def test_the_cli_is_a_package_with_its_entry_point() -> None:
     assert {"run", "check", "jobs", "demo", "init", "new-connector", "auth", "sandbox"} <= set(
         main.commands
     )
+
+
+@pytest.mark.parametrize("path", sorted((CORE / "engine").glob("*.py")), ids=lambda p: p.name)
+def test_the_engine_does_not_import_the_wiring_or_the_command_line(path: Path) -> None:
+    """Layers (docs/architecture.md): the engine is called by the wiring and the command line,
+    never the other way round."""
+    imports = imported_modules(path)
+    upward = [
+        m
+        for m in imports
+        if m in ("pleo_export.app", "pleo_export.demo", "pleo_export.cli")
+        or m.startswith(("pleo_export.cli.", "pleo_export.app."))
+    ]
+    assert upward == [], f"{path.name} imports {upward}"
