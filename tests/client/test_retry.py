@@ -63,13 +63,15 @@ async def test_retry_after_as_http_date(
     httpx_mock: HTTPXMock, make_client: Callable[..., PleoClient]
 ) -> None:
     times: list[float] = []
-    when = format_datetime(datetime.now(UTC) + timedelta(seconds=31), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=33), usegmt=True)
     limited = httpx.Response(429, headers={"Retry-After": when})
     httpx_mock.add_callback(_recording([limited, _ok()], times), is_reusable=True)
     async with make_client(retry=RetryPolicy()) as client:
         await client.get_job(JOB_ID)
 
-    # The HTTP-date has second precision, so at least 30 of the 31 seconds remain.
+    # The HTTP-date has second precision and real time passes before the client reads it (up
+    # to a few seconds on a loaded machine), so at least 30 of the 33 seconds remain; a client
+    # that ignored the date would wait its own short backoff instead.
     assert times[1] - times[0] >= 30
 
 
