@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ConnectorContext
-from pleo_export.ledger import ExternalRecord, PreparedEntry
-from pleo_export.pleo.models import ExportItem, ExportItemFile, ExportJob
+from pleo_export import (
+    ConnectorContext,
+    ExportItem,
+    ExportItemFile,
+    ExportJob,
+    ExternalRecord,
+    PreparedEntry,
+)
+from pleo_export.testing import plan_item
 from pleo_export_beancount import (
     BeancountConnector,
     BeancountSettings,

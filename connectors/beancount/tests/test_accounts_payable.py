@@ -6,9 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
+from pleo_export.testing import plan_item
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from connectors.beancount.tests.conftest import CURRENCY, Harness
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
 from pleo_export_beancount import StarterAccount, StarterChart, StarterVendor, write_starter_ledger
 
 pytestmark = pytest.mark.anyio

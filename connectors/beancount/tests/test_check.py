@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pleo_export.connector import JobRejected
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import JobRejected
 
 pytestmark = pytest.mark.anyio
 

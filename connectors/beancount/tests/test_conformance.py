@@ -15,7 +15,7 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-from pleo_export.money import decimals
+from pleo_export import decimals
 from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry, TargetPosting
 from pleo_export_beancount import BeancountConnector
 from pleo_export_beancount.settings import DEFAULT_OUTPUT_NAME

@@ -26,12 +26,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pleo_export.connector import ConnectorContext
+from pleo_export import ConnectorContext, ExportItemFile, ExportJobItemStatus, ExportJobStatus
 from pleo_export.engine import EngineOptions, ExportEngine
 from pleo_export.host import PluginHost
 from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
-from pleo_export.pleo.models import ExportItemFile, ExportJobItemStatus, ExportJobStatus
 from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.state import open_store
 from pleo_export_beancount import BeancountConnector, BeancountSettings

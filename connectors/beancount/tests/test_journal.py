@@ -7,8 +7,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
 
 pytestmark = pytest.mark.anyio
 
@@ -261,7 +261,7 @@ async def test_ambiguous_pleo_code(harness, make):
 async def test_missing_role_account_fails_the_item(harness, make):
     harness.overrides = {"out_of_pocket_account": "Liabilities:Employees"}
     connector = await harness.connector()
-    from pleo_export.bookkeeping import plan_item
+    from pleo_export.testing import plan_item
 
     it = make.item("out_of_pocket", amount=1000)
     with pytest.raises(ItemRejected) as caught:

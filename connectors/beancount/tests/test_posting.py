@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
+from pleo_export.testing import plan_item
 from pleo_export_beancount.output import scan
 
 pytestmark = pytest.mark.anyio
@@ -259,7 +259,7 @@ async def test_failed_write_leaves_the_file_unchanged(
     import errno
     import os
 
-    from pleo_export import connector as contract
+    import pleo_export as contract
 
     connector = await harness.connector()
     prepared = await connector.prepare(plan_item(make.item(amount=1000), make.job()))
@@ -282,7 +282,7 @@ async def test_failed_write_leaves_the_file_unchanged(
 async def test_failed_fsync_is_an_uncertain_outcome(harness, make, monkeypatch):
     import os
 
-    from pleo_export.connector import OutcomeUncertain
+    from pleo_export import OutcomeUncertain
 
     connector = await harness.connector()
     it = make.item(amount=1000)

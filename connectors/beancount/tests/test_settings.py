@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pleo_export.connector import describe_settings_error
+from pleo_export import describe_settings_error
 from pleo_export_beancount import BeancountConnector, BeancountSettings
 
 

@@ -21,10 +21,8 @@ from typing import Any
 import asyncssh
 import pytest
 
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ConnectorContext
-from pleo_export.ledger import PostingPlan
-from pleo_export.pleo.models import ExportItem, ExportItemFile, ExportJob
+from pleo_export import ConnectorContext, ExportItem, ExportItemFile, ExportJob, PostingPlan
+from pleo_export.testing import plan_item
 from pleo_export_sandbox import DEMO_CHART, generate_items, render_file
 from pleo_export_sftp import SftpConnector, SftpSettings
 

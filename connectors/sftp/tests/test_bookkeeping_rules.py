@@ -16,11 +16,9 @@ import pytest
 
 from connectors.sftp.tests.helpers import Harness, SshServer, job, unavailable
 from connectors.sftp.tests.test_hledger import balances
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import ExternalRecord
-from pleo_export.pleo.models import ExportItem
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportItem, ExternalRecord, ItemRejected
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.testing import plan_item
 from pleo_export_sftp import SftpSettings, hledger_rules_path
 from pleo_export_sftp.layout import HLEDGER_CLEARING_ACCOUNT
 

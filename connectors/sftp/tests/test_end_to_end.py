@@ -36,17 +36,22 @@ from connectors.sftp.tests.helpers import (
     published,
     unavailable,
 )
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ConnectorContext
+from pleo_export import (
+    ConnectorContext,
+    ExportItem,
+    ExportItemFile,
+    ExportJobItemStatus,
+    Posting,
+    Role,
+    RunReport,
+)
 from pleo_export.engine import EngineOptions, ExportEngine
-from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
-from pleo_export.ledger import Posting, Role
 from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
-from pleo_export.pleo.models import ExportItem, ExportItemFile, ExportJobItemStatus
 from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.state import open_store
+from pleo_export.testing import plan_item
 from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
 from pleo_export_sftp import SftpConnector, SftpSettings, hledger_rules_path, parse_manifest
 from pleo_export_sftp.reader import read_postings

@@ -21,8 +21,7 @@ from connectors.sftp.tests.helpers import (
     sandbox_items,
     unavailable,
 )
-from pleo_export.ledger import ExternalRecord
-from pleo_export.money import decimals
+from pleo_export import ExternalRecord, decimals
 from pleo_export_sftp import SftpSettings, hledger_rules, hledger_rules_path
 from pleo_export_sftp.layout import HLEDGER_CLEARING_ACCOUNT
 from pleo_export_sftp.reader import read_postings

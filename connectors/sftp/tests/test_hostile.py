@@ -32,12 +32,10 @@ from connectors.sftp.tests.helpers import (
     unavailable,
 )
 from connectors.sftp.tests.test_hledger import balances
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected, JobRejected
-from pleo_export.ledger import ExternalRecord
-from pleo_export.pleo.models import ExportItem
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportItem, ExternalRecord, ItemRejected, JobRejected
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.testing import plan_item
 from pleo_export_sftp import SftpSettings, hledger_rules_path
 from pleo_export_sftp.layout import HLEDGER_CLEARING_ACCOUNT, LAYOUT_COLUMNS, MAX_CELL
 from pleo_export_sftp.reader import parse_dimensions, read_postings, read_rows

@@ -21,9 +21,9 @@ from connectors.sftp.tests.helpers import (
     published,
     sandbox_items,
 )
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
+from pleo_export.testing import plan_item
 from pleo_export_sftp import SftpSettings, hledger_rules, hledger_rules_path
 from pleo_export_sftp.layout import (
     COLUMNS,

@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 
 from connectors.sftp.tests.helpers import Harness, SshServer, job, unavailable
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import ExternalRecord
-from pleo_export.pleo.models import ExportItem
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportItem, ExternalRecord, ItemRejected
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.testing import plan_item
 from pleo_export_sftp import SftpSettings, hledger_rules_path
 
 pytestmark = pytest.mark.anyio

@@ -20,11 +20,9 @@ from connectors.sftp.tests.helpers import (
     published,
     sandbox_items,
 )
-from pleo_export.connector import ItemRejected, JobRejected
-from pleo_export.ledger import ExternalRecord, PostingPlan
-from pleo_export.pleo.models import ExportItemFile
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportItemFile, ExternalRecord, ItemRejected, JobRejected, PostingPlan
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_sftp import SftpConnector, SftpSettings, parse_manifest
 from pleo_export_sftp.reader import read_postings
 from pleo_export_sftp.storage import LocalStorage

@@ -21,9 +21,14 @@ from connectors.sftp.tests.helpers import (
     published,
     sandbox_items,
 )
-from pleo_export.connector import JobRejected, OutcomeUncertain, TargetTemporarilyUnavailable
-from pleo_export.ledger import ExternalRecord, PostingPlan
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import (
+    ExternalRecord,
+    JobRejected,
+    OutcomeUncertain,
+    PostingPlan,
+    TargetTemporarilyUnavailable,
+)
 from pleo_export_sftp import SftpSettings, parse_manifest
 from pleo_export_sftp.reader import read_postings
 from pleo_export_sftp.storage import SftpStorage

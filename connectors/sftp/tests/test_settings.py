@@ -110,7 +110,7 @@ def test_batch_size_per_job_and_defaults(tmp_path: Path) -> None:
 
 
 def test_batch_size_reaches_the_engine(tmp_path: Path) -> None:
-    from pleo_export.connector import ConnectorContext
+    from pleo_export import ConnectorContext
 
     async def fetch(file: Any) -> bytes:
         raise AssertionError("no download expected")

@@ -24,14 +24,15 @@ from connectors.sftp.tests.helpers import (
     sandbox_items,
     snapshot,
 )
-from pleo_export.connector import (
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import (
+    ExternalRecord,
     JobRejected,
     OutcomeUncertain,
+    PostingPlan,
     TargetTemporarilyUnavailable,
 )
-from pleo_export.ledger import ExternalRecord, PostingPlan
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
 from pleo_export_sftp import SftpSettings, parse_manifest
 from pleo_export_sftp.publish import TEMP_PREFIX
 from pleo_export_sftp.reader import read_postings

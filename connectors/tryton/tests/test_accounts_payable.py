@@ -9,9 +9,9 @@ import pytest
 
 from connectors.tryton.tests.tryton_items import item, job, line, tax, vendor
 from connectors.tryton.tests.tryton_support import Harness, record_id
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
+from pleo_export.testing import plan_item
 from pleo_export_tryton import VENDOR_UNKNOWN_MESSAGE
 
 pytestmark = pytest.mark.anyio

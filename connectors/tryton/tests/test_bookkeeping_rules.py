@@ -11,8 +11,8 @@ import pytest
 
 from connectors.tryton.tests.tryton_items import dual, item, line, tax, vendor
 from connectors.tryton.tests.tryton_support import Harness, record_id
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
 
 pytestmark = pytest.mark.anyio
 

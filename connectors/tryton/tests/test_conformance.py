@@ -24,7 +24,7 @@ from connectors.tryton.tests.tryton_server import (
     unique_database_name,
 )
 from connectors.tryton.tests.tryton_support import CURRENCY
-from pleo_export.money import decimals
+from pleo_export import decimals
 from pleo_export.testing import ConformanceSuite, ConnectorTarget, TargetEntry, TargetPosting
 from pleo_export_sandbox import Chart
 from pleo_export_tryton.rpc import TrytonClient

@@ -29,10 +29,17 @@ from connectors.tryton.tests.tryton_support import (
     tryton_client,
     tryton_settings,
 )
-from pleo_export.bookkeeping import plan_item
-from pleo_export.engine.report import RunReport
-from pleo_export.ledger import EntryKind, PostingPlan, Role
-from pleo_export.pleo.models import ExportItem, ExportItemType, ExportJob, ExportJobItemStatus
+from pleo_export import (
+    EntryKind,
+    ExportItem,
+    ExportItemType,
+    ExportJob,
+    ExportJobItemStatus,
+    PostingPlan,
+    Role,
+    RunReport,
+)
+from pleo_export.testing import plan_item
 from pleo_export_sandbox import Sandbox, SandboxConfig
 
 ITEMS_PER_JOB = int(os.environ.get("PLEO_EXPORT_TRYTON_E2E_ITEMS", "340"))

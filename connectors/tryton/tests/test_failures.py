@@ -28,9 +28,8 @@ from connectors.tryton.tests.tryton_support import (
     tryton_client,
     tryton_settings,
 )
-from pleo_export.bookkeeping import plan_item
-from pleo_export.engine.report import RunReport
-from pleo_export.pleo.models import ExportItem, ExportJobItemStatus
+from pleo_export import ExportItem, ExportJobItemStatus, RunReport
+from pleo_export.testing import plan_item
 from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE, Sandbox, SandboxConfig, generate_items
 from pleo_export_sandbox.app import FILE_PLACEHOLDER
 from pleo_export_tryton import VENDOR_UNKNOWN_MESSAGE

@@ -9,11 +9,10 @@ import pytest
 
 from connectors.tryton.tests.tryton_items import item, job, line, tax
 from connectors.tryton.tests.tryton_support import Harness, record_id
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected, JobRejected
-from pleo_export.ledger import PreparedEntry
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected, JobRejected, PreparedEntry
+from pleo_export.testing import plan_item
 from pleo_export_tryton import TrytonConnector
 
 pytestmark = pytest.mark.anyio
@@ -236,7 +235,7 @@ async def test_an_item_in_another_currency_than_the_company_fails(harness: Harne
     wire["amount"]["inWalletCurrency"]["currency"] = "EUR"
     for ln in wire["accountingEntryLines"]:
         ln["lineAmount"]["inWalletCurrency"]["currency"] = "EUR"
-    from pleo_export.pleo.models import ExportItem
+    from pleo_export import ExportItem
 
     with pytest.raises(ItemRejected) as caught:
         await harness.prepare(ExportItem.model_validate(wire))

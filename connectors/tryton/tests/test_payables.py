@@ -10,9 +10,9 @@ import pytest
 
 from connectors.tryton.tests.tryton_items import item, job, line, vendor
 from connectors.tryton.tests.tryton_support import Harness, record_id
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ItemRejected
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected
+from pleo_export.testing import plan_item
 
 pytestmark = pytest.mark.anyio
 

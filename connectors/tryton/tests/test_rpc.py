@@ -15,17 +15,17 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.tryton.tests.tryton_items import item, job
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import (
+from pleo_export import (
     ConnectorContext,
     ItemRejected,
     JobRejected,
     OutcomeUncertain,
+    PreparedEntry,
     TargetTemporarilyUnavailable,
 )
-from pleo_export.ledger import PreparedEntry
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.testing import plan_item
 from pleo_export_tryton import TrytonConnector, TrytonSettings
 from pleo_export_tryton.books import Books, Company
 from pleo_export_tryton.errors import refusal_reason, to_connector_error

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pleo_export import ExportItemType
 from pleo_export.config import ConfigError, connector_settings
 from pleo_export.host import PluginHost
-from pleo_export.pleo.models import ExportItemType
 from pleo_export_tryton import TrytonConnector, TrytonSettings
 
 REQUIRED: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pleo_export.pleo.models import ExportItem, ExportJob
+from pleo_export import ExportItem, ExportJob
 from pleo_export_sandbox import DEMO_CHART
 
 CURRENCY = "GBP"

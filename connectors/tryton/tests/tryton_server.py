@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from pleo_export.money import decimals
+from pleo_export import decimals
 from pleo_export_sandbox.generator import Chart
 
 TRYTON_SERIES = "8.2"

@@ -14,16 +14,21 @@ from pydantic import SecretStr
 
 from connectors.tryton.tests.tryton_items import job
 from connectors.tryton.tests.tryton_server import TrytonServer
-from pleo_export.bookkeeping import plan_item
-from pleo_export.connector import ConnectorContext, JobRejected, TargetTemporarilyUnavailable
+from pleo_export import (
+    ConnectorContext,
+    ExportItemFile,
+    ExportJobFailureReasonType,
+    JobRejected,
+    RunReport,
+    TargetTemporarilyUnavailable,
+)
 from pleo_export.engine import EngineOptions, ExportEngine
-from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
-from pleo_export.pleo.models import ExportItemFile, ExportJobFailureReasonType
 from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.state import open_store
+from pleo_export.testing import plan_item
 from pleo_export_sandbox import Sandbox
 from pleo_export_tryton import TrytonClient, TrytonConnector, TrytonSettings
 

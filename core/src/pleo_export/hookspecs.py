@@ -8,7 +8,7 @@ below, registered under the entry-point group ``pleo_export.plugins``::
     audit = "my_package.audit_plugin"
 
     # my_package/audit_plugin.py
-    from pleo_export.hookspecs import hookimpl
+    from pleo_export import hookimpl
 
     @hookimpl
     def pleo_export_item_outcome(job, accounting_entry_id, outcome):

@@ -13,34 +13,33 @@ from typing import Any, ClassVar
 
 import anyio.to_thread
 
-from pleo_export.connector import (
+from pleo_export import (
+    BookedInvoice,
     Capability,
     Connector,
     ConnectorContext,
     ConnectorManifest,
+    ExportItemFile,
+    ExportJob,
+    ExportJobFailureReasonType,
+    ExternalRecord,
     ItemRejected,
     JobRejected,
     Limits,
-    TargetTemporarilyUnavailable,
-)
-from pleo_export.ledger import (
-    ExternalRecord,
     Posting,
     PostingPlan,
     PreparedEntry,
     ResolvedEntry,
     ResolvedPosting,
     Role,
-)
-from pleo_export.money import decimals, to_decimal
-from pleo_export.pleo.models import (
-    ExportItemFile,
-    ExportJob,
-    ExportJobFailureReasonType,
+    TargetTemporarilyUnavailable,
+    decimals,
     format_timestamp,
+    settle_payment,
+    settlement_request,
+    to_decimal,
 )
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_beancount.chart import LoadedLedger, PayableIndex, load_ledger
 from pleo_export_beancount.documents import remove_documents, write_document
 from pleo_export_beancount.output import OutputFile, disk_full, out_of_space

@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pleo_export.connector import JobRejected, OutcomeUncertain, TargetTemporarilyUnavailable
-from pleo_export.pleo.models import ExportJobFailureReasonType
+from pleo_export import (
+    ExportJobFailureReasonType,
+    JobRejected,
+    OutcomeUncertain,
+    TargetTemporarilyUnavailable,
+)
 from pleo_export_beancount.chart import parse_timestamp
 from pleo_export_beancount.render import BEGIN_MARKER, END_MARKER
 

@@ -28,8 +28,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TypeAlias
 
-from pleo_export.ledger import EntryKind, LedgerEntry, Posting, PostingPlan, Role
-from pleo_export.money import format_minor
+from pleo_export import EntryKind, LedgerEntry, Posting, PostingPlan, Role, format_minor
 from pleo_export_beancount.chart import INVOICE_NUMBER
 
 BEGIN_MARKER = "; pleo-export begin "

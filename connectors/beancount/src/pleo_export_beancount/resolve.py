@@ -20,10 +20,8 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import Posting, Role, VendorRef
-from pleo_export.money import format_minor
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected, Posting, Role, VendorRef, format_minor
 from pleo_export_beancount.chart import PLEO_CODE, VENDOR_KEYS, Chart, LedgerAccount
 from pleo_export_beancount.settings import BeancountSettings
 

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from pleo_export.connector import ConnectorSettings
+from pleo_export import ConnectorSettings
 
 DEFAULT_OUTPUT_NAME = "pleo-export.beancount"
 DEFAULT_DOCUMENTS_DIR = "documents"

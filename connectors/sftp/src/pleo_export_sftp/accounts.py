@@ -3,11 +3,8 @@ the receiving system, from the settings (account and vendor maps, role accounts)
 
 from __future__ import annotations
 
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import Posting, Role
-from pleo_export.money import format_minor
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export.tax_numbers import tax_numbers_match
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export import ItemRejected, Posting, Role, format_minor, tax_numbers_match
 from pleo_export_sftp.settings import SftpSettings
 
 _VENDOR_UNKNOWN_MESSAGE = (

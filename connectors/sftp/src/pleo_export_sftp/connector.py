@@ -19,30 +19,31 @@ from typing import Any, ClassVar
 import anyio.to_thread
 import asyncssh
 
-from pleo_export.connector import (
+from pleo_export import (
+    BookedInvoice,
     Capability,
     Connector,
     ConnectorContext,
     ConnectorError,
     ConnectorManifest,
+    ExportItemFile,
+    ExportJob,
+    ExternalRecord,
     ItemRejected,
     JobRejected,
     Limits,
     OutcomeUncertain,
-    TargetTemporarilyUnavailable,
-)
-from pleo_export.ledger import (
-    ExternalRecord,
     PostingPlan,
     PreparedEntry,
     ResolvedEntry,
     ResolvedPosting,
     Role,
+    TargetTemporarilyUnavailable,
+    settle_payment,
+    settlement_request,
 )
-from pleo_export.pleo.models import ExportItemFile, ExportJob
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export.settlement import BookedInvoice, settle_payment, settlement_request
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_sftp.accounts import account_for, tax_code_for
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
 from pleo_export_sftp.manifest import EntryLocation, PayableLine

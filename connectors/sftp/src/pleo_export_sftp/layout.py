@@ -15,10 +15,16 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import EntryKind, PostingPlan, ResolvedEntry, ResolvedPosting, Role
-from pleo_export.money import format_minor
-from pleo_export.pleo.models import ExportJobItemFailureReasonType
+from pleo_export import (
+    EntryKind,
+    ExportJobItemFailureReasonType,
+    ItemRejected,
+    PostingPlan,
+    ResolvedEntry,
+    ResolvedPosting,
+    Role,
+    format_minor,
+)
 
 if TYPE_CHECKING:
     from pleo_export_sftp.settings import SftpSettings

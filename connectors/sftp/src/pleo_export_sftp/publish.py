@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 import anyio
 
-from pleo_export.connector import ItemRejected
+from pleo_export import ItemRejected
 from pleo_export_sftp.layout import encode, render_csv, safe_component
 from pleo_export_sftp.manifest import (
     AttachmentRecord,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import unquote
 
-from pleo_export.money import decimals
+from pleo_export import decimals
 from pleo_export_sftp.settings import SftpSettings
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from pleo_export.connector import ConnectorSettings
+from pleo_export import ConnectorSettings
 from pleo_export_sftp.layout import (
     COLUMNS,
     LAYOUT_COLUMNS,

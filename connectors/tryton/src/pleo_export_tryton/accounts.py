@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import Posting, PostingPlan, Role
-from pleo_export.pleo.models import BookkeepingMethod, ExportItemType
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import BookkeepingMethod, ExportItemType, ItemRejected, Posting, PostingPlan, Role
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.base import Resolved, TrytonBase
 from pleo_export_tryton.books import Account, Party, Tax, to_amount
 

@@ -8,16 +8,18 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from pleo_export.connector import (
+from pleo_export import (
     Connector,
     ConnectorContext,
     ConnectorError,
     ItemRejected,
     JobRejected,
+    Posting,
+    PostingPlan,
+    PreparedEntry,
 )
-from pleo_export.ledger import Posting, PostingPlan, PreparedEntry
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.books import Account, Books, Tax
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.rpc import TrytonClient, TrytonError

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pleo_export import normalise_tax_number, tax_number_forms, tax_numbers_match
-from pleo_export.ledger import VendorRef
+from pleo_export import VendorRef, normalise_tax_number, tax_number_forms, tax_numbers_match
 from pleo_export_tryton.rpc import TrytonClient
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pleo_export.connector import JobRejected
-from pleo_export.pleo.models import ExportJob
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJob, JobRejected
+from pleo_export import ExportJobFailureReasonType as JobReason
 from pleo_export_tryton.base import TrytonBase
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.rpc import TrytonError

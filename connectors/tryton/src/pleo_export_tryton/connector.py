@@ -23,9 +23,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pleo_export.connector import Capability, ConnectorError, ConnectorManifest, JobRejected, Limits
-from pleo_export.money import decimals
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
+from pleo_export import Capability, ConnectorError, ConnectorManifest, JobRejected, Limits, decimals
+from pleo_export import ExportJobFailureReasonType as JobReason
 from pleo_export_tryton.base import MAX_ATTACHMENT_BYTES as MAX_ATTACHMENT_BYTES
 from pleo_export_tryton.base import VENDOR_UNKNOWN_MESSAGE as VENDOR_UNKNOWN_MESSAGE
 from pleo_export_tryton.books import Books, Company

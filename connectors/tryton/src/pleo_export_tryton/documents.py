@@ -10,11 +10,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import EntryKind, LedgerEntry, Posting, PostingPlan, ResolvedEntry, Role
-from pleo_export.money import decimals
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
-from pleo_export.settlement import settlement_request
+from pleo_export import (
+    EntryKind,
+    ItemRejected,
+    LedgerEntry,
+    Posting,
+    PostingPlan,
+    ResolvedEntry,
+    Role,
+    decimals,
+    settlement_request,
+)
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.base import Resolved, TrytonBase, plan_invoice_number
 from pleo_export_tryton.books import Party, Period, to_amount
 from pleo_export_tryton.specs import (

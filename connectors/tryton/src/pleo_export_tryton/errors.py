@@ -6,15 +6,15 @@ import re
 
 import httpx
 
-from pleo_export.connector import (
+from pleo_export import (
     ConnectorError,
     ItemRejected,
     JobRejected,
     OutcomeUncertain,
     TargetTemporarilyUnavailable,
 )
-from pleo_export.pleo.models import ExportJobFailureReasonType as JobReason
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.rpc import (
     TrytonDatabaseMissing,
     TrytonError,

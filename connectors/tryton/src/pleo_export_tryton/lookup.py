@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from pleo_export.ledger import ExternalRecord
+from pleo_export import ExternalRecord
 from pleo_export_tryton.base import Found, TrytonBase
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.rpc import TrytonError

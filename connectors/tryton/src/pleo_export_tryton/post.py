@@ -8,9 +8,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from pleo_export.connector import ItemRejected, OutcomeUncertain, TargetTemporarilyUnavailable
-from pleo_export.ledger import EntryKind, ExternalRecord, PostingPlan, PreparedEntry
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import (
+    EntryKind,
+    ExternalRecord,
+    ItemRejected,
+    OutcomeUncertain,
+    PostingPlan,
+    PreparedEntry,
+    TargetTemporarilyUnavailable,
+)
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.base import MAX_ATTACHMENT_BYTES, Found, Work, item_error
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.lookup import TrytonLookup

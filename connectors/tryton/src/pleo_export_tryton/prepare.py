@@ -6,16 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from pleo_export.connector import ItemRejected
-from pleo_export.ledger import (
+from pleo_export import (
     EntryKind,
+    ItemRejected,
     PostingPlan,
     PreparedEntry,
     ResolvedEntry,
     ResolvedPosting,
     Role,
 )
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_tryton.books import Period
 from pleo_export_tryton.documents import TrytonDocuments, renumber, with_description
 from pleo_export_tryton.errors import to_connector_error

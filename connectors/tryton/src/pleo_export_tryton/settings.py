@@ -7,8 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from pleo_export.connector import ConnectorSettings
-from pleo_export.pleo.models import ExportItemType
+from pleo_export import ConnectorSettings, ExportItemType
 
 CounterRole = Literal["wallet", "out_of_pocket", "contra"]
 

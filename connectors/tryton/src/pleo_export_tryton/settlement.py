@@ -6,11 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pleo_export.ledger import PostingPlan, Role
-from pleo_export.money import decimals
-from pleo_export.settlement import (
+from pleo_export import (
     BookedInvoice,
+    PostingPlan,
+    Role,
     SettlementRequest,
+    decimals,
     settle_payment,
     settlement_request,
 )

@@ -19,7 +19,7 @@ from pleo_export import (
     ResolvedPosting,
     Role,
 )
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export_broken.ledger import LedgerFileConnector
 
 

@@ -28,9 +28,11 @@ from pleo_export import (
     Connector,
     ConnectorManifest,
     ConnectorSettings,
+    ExportJob,
     ExternalRecord,
     ItemRejected,
     Limits,
+    Posting,
     PostingPlan,
     PreparedEntry,
     ResolvedEntry,
@@ -38,9 +40,7 @@ from pleo_export import (
     Role,
     TargetTemporarilyUnavailable,
 )
-from pleo_export.ledger import Posting
-from pleo_export.pleo.models import ExportJob
-from pleo_export.pleo.models import ExportJobItemFailureReasonType as Reason
+from pleo_export import ExportJobItemFailureReasonType as Reason
 
 MAX_ATTACHMENT_BYTES = 3_145_728
 """3 MiB, the receipt limit of many accounting systems."""

@@ -22,6 +22,7 @@ Needs pytest, anyio and the sandbox distribution ``pleo-export-sandbox``:
 ``pip install "pleo-export[testing]"``.
 """
 
+from pleo_export.bookkeeping import plan_item
 from pleo_export.testing.checks import ConformanceFailure, Expect
 from pleo_export.testing.target import ConnectorTarget, TargetEntry, TargetPosting
 
@@ -62,5 +63,6 @@ __all__ = [
     "Kit",
     "TargetEntry",
     "TargetPosting",
+    "plan_item",
     "run_scenario",
 ]
