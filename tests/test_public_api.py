@@ -4,8 +4,9 @@ An AST scan of every ``.py`` file under ``connectors/`` and ``contrib/`` and of 
 file the connector template generates (``pleo-export new-connector``). The rule:
 
 * connector and plugin source packages (``src/``) and everything the template generates import
-  from pleo-export only ``pleo_export`` (names in ``pleo_export.__all__``) and
-  ``pleo_export.testing`` (names in its ``__all__``); other distributions (the sandbox
+  from pleo-export only ``pleo_export`` (names in ``pleo_export.__all__``),
+  ``pleo_export.attachments`` (the shared receipt helpers) and ``pleo_export.testing`` (names
+  in their ``__all__``); other distributions (the sandbox
   ``pleo_export_sandbox``, the connector's own package, third-party libraries) are theirs to
   choose;
 * a connector's ``tests/`` folder may in addition drive the real engine end to end, as
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import pleo_export
+import pleo_export.attachments
 import pleo_export.testing
 from pleo_export.new_connector import ConnectorNames, template_files
 
@@ -30,6 +32,7 @@ SCANNED = ("connectors", "contrib")
 
 PUBLIC_MODULES: dict[str, frozenset[str]] = {
     "pleo_export": frozenset(pleo_export.__all__),
+    "pleo_export.attachments": frozenset(pleo_export.attachments.__all__),
     "pleo_export.testing": frozenset(pleo_export.testing.__all__),
 }
 

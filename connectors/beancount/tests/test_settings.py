@@ -80,8 +80,6 @@ def test_manifest():
         "accounts_payable",
         "attachments",
         "lookup_by_reference",
-        "draft_posting",
-        "multi_currency",
     }
 
 

@@ -89,5 +89,5 @@ def test_the_entry_point_loads_the_connector() -> None:
         "accounts_payable",
         "lookup_by_reference",
         "attachments",
-        "draft_posting",
+        "batch_posting",
     }

@@ -22,7 +22,9 @@ from pleo_export.connector import (
     JobRejected,
     Limits,
     OutcomeUncertain,
+    SupportsScaffold,
     TargetTemporarilyUnavailable,
+    contract_problems,
     describe_settings_error,
 )
 from pleo_export.hookspecs import Problem, hookimpl
@@ -127,9 +129,11 @@ __all__ = [
     "Role",
     "RunReport",
     "SettlementRequest",
+    "SupportsScaffold",
     "TargetTemporarilyUnavailable",
     "VendorRef",
     "__version__",
+    "contract_problems",
     "decimals",
     "describe_settings_error",
     "format_minor",

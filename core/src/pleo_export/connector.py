@@ -10,11 +10,13 @@ calls, per job and per item::
     record = await connector.find_existing(plan.reference)   # LOOKUP_BY_REFERENCE only
     record = await connector.post(prepared)    # write to the target
     # or, with BATCH_POSTING: records = await connector.post_batch([prepared, ...])
+    # (a connector with post_batch need not write post: the default posts a batch of one)
     await connector.close()
 
 ``prepare`` must not write anything: ``--dry-run`` runs it for every item and shows the result.
-``post`` returns where the entry landed, or raises one of the errors below. See
-``docs/connectors.md`` for the full reference.
+``post`` returns where the entry landed, or raises one of the errors below. The host checks
+when it loads a connector that the capabilities it declares match the methods it implements
+(:func:`contract_problems`). See ``docs/connectors.md`` for the full reference.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -52,10 +54,6 @@ class Capability(StrEnum):
     """Can find an entry it posted earlier by its reference, so retries never post twice."""
     BATCH_POSTING = "batch_posting"
     """Can post several items in one call to the target."""
-    DRAFT_POSTING = "draft_posting"
-    """Can leave entries as drafts for review instead of posting them."""
-    MULTI_CURRENCY = "multi_currency"
-    """Keeps the supplier currency amount next to the wallet currency amount."""
 
 
 class Limits(BaseModel):
@@ -64,7 +62,6 @@ class Limits(BaseModel):
     max_attachment_bytes: int | None = None
     """Receipts larger than this fail with ``receipt_file_size_limit_exceeded``."""
     max_batch_size: int = 1
-    requests_per_minute: int | None = None
 
 
 class ConnectorSettings(BaseSettings):
@@ -192,22 +189,16 @@ class ConnectorContext:
         with ``receipt_download_failure`` when it cannot be downloaded, and with
         ``receipt_file_size_limit_exceeded`` when it is larger than ``max_bytes``.
         """
+        from pleo_export.attachments import download_failed, too_large
+
         try:
             content = await self._fetch_attachment(file)
         except ItemRejected:
             raise
         except Exception as error:
-            raise ItemRejected(
-                ExportJobItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE,
-                f"{label} ({file.type}) could not be downloaded from Pleo: {error}; export the "
-                "expense again (receipt links expire 24 hours after the export started)",
-            ) from error
+            raise download_failed(label, file, error) from error
         if max_bytes is not None and len(content) > max_bytes:
-            raise ItemRejected(
-                ExportJobItemFailureReasonType.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-                f"{label} is {len(content)} bytes, more than the {max_bytes} bytes the "
-                "accounting system accepts: replace the receipt in Pleo with a smaller file",
-            )
+            raise too_large(label, len(content), max_bytes)
         return content
 
 
@@ -234,9 +225,27 @@ class Connector(abc.ABC, Generic[SettingsT]):
     async def prepare(self, plan: PostingPlan) -> PreparedEntry:
         """Resolve accounts, vendor and tax for ``plan`` and validate them; write nothing."""
 
-    @abc.abstractmethod
     async def post(self, prepared: PreparedEntry) -> ExternalRecord:
-        """Write the entry to the target and say where it landed."""
+        """Write the entry to the target and say where it landed.
+
+        Defaults to :meth:`post_batch` with a batch of one, raising its ``ItemRejected``: a
+        connector that implements ``post_batch`` need not write ``post``. Every other
+        connector implements ``post`` (checked when the connector loads).
+        """
+        if not _overrides(type(self), "post_batch"):
+            raise NotImplementedError(
+                f"connector {self.manifest.id!r} implements neither post nor post_batch"
+            )
+        results = await self.post_batch([prepared])
+        if len(results) != 1:
+            raise ValueError(
+                f"connector {self.manifest.id!r}: post_batch answered {len(results)} results "
+                "for one entry"
+            )
+        (result,) = results
+        if isinstance(result, ItemRejected):
+            raise result
+        return result
 
     def batch_size(self) -> int:
         """How many prepared entries the engine hands to :meth:`post_batch` at once.
@@ -272,20 +281,11 @@ class Connector(abc.ABC, Generic[SettingsT]):
         return []
 
     @classmethod
-    def scaffold(cls, directory: Path, chart: Any, currency: str) -> dict[str, Any]:
-        """Create a target in ``directory`` that knows the sandbox chart; return settings.
-
-        Optional; ``pleo-export demo`` uses it. ``chart`` is
-        :data:`pleo_export_sandbox.DEMO_CHART` and ``currency`` the sandbox company's wallet
-        currency. Paths in the returned settings may be relative to ``directory``.
-        """
-        raise NotImplementedError(f"connector {cls.manifest.id!r} has no demo scaffold")
-
-    @classmethod
     def starter(cls, directory: Path, currency: str) -> dict[str, Any]:
         """Create what a new installation needs in ``directory``; return settings.
 
-        Optional; ``pleo-export init`` uses it. Unlike :meth:`scaffold` it knows no chart: it
+        Optional; ``pleo-export init`` uses it. Unlike ``scaffold`` (:class:`SupportsScaffold`)
+        it knows no chart: it
         sets up an empty target (files, folders) that passes pre-export validation, for the
         company's own accounts to be added. ``currency`` is the Pleo wallet currency. Paths in
         the returned settings may be relative to ``directory``. Never overwrite a file: raise
@@ -301,6 +301,52 @@ class Connector(abc.ABC, Generic[SettingsT]):
         uncertain outcome).
         """
         return None
+
+
+@runtime_checkable
+class SupportsScaffold(Protocol):
+    """An optional part of the contract: a connector class that can set up a demo target.
+
+    ``pleo-export demo`` needs it; a connector without it works everywhere else.
+    """
+
+    @classmethod
+    def scaffold(cls, directory: Path, chart: Any, currency: str) -> dict[str, Any]:
+        """Create a target in ``directory`` that knows the sandbox chart; return settings.
+
+        ``chart`` is :data:`pleo_export_sandbox.DEMO_CHART` and ``currency`` the sandbox
+        company's wallet currency. Paths in the returned settings may be relative to
+        ``directory``.
+        """
+        ...
+
+
+def _overrides(cls: type[Connector[Any]], name: str) -> bool:
+    """Whether ``cls`` (or a base between it and :class:`Connector`) defines method ``name``."""
+    return getattr(cls, name, None) is not getattr(Connector, name)
+
+
+def contract_problems(cls: type[Connector[Any]]) -> list[str]:
+    """Where a connector class breaks the contract: a declared capability without the method
+    it needs, or a required method missing. Empty when the class is usable."""
+    capabilities = cls.manifest.capabilities
+    problems: list[str] = []
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        problems.append(f"does not implement the required method(s) {', '.join(missing)}")
+    if not _overrides(cls, "post") and not _overrides(cls, "post_batch"):
+        problems.append("implements neither post nor post_batch: implement one of them")
+    if Capability.LOOKUP_BY_REFERENCE in capabilities and not _overrides(cls, "find_existing"):
+        problems.append(
+            "declares lookup_by_reference but does not implement find_existing(reference): "
+            "implement it, or remove the capability from the manifest"
+        )
+    if Capability.BATCH_POSTING in capabilities and not _overrides(cls, "post_batch"):
+        problems.append(
+            "declares batch_posting but does not implement post_batch(entries): implement "
+            "it, or remove the capability from the manifest"
+        )
+    return problems
 
 
 def describe_settings_error(

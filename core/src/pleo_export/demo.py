@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pleo_export.config import SANDBOX, ConfigError, SandboxSettings, Settings
+from pleo_export.connector import SupportsScaffold
 from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 
@@ -136,6 +137,10 @@ def prepare_demo(directory: Path, *, fresh: bool) -> tuple[Path, bool]:
     first_run = not config.exists()
     if first_run:
         connector_cls = PluginHost(load_entry_points=False).load_connector(DEMO_CONNECTOR)
+        if not isinstance(connector_cls, SupportsScaffold):
+            raise ConfigError(
+                f"connector {DEMO_CONNECTOR!r} cannot set up a demo target (it has no scaffold)"
+            )
         currency = SandboxSettings().wallet_currency
         values = connector_cls.scaffold(directory, DEMO_CHART, currency)
         write_demo_config(directory, values)

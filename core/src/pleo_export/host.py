@@ -34,6 +34,7 @@ from pleo_export.connector import (
     Connector,
     ConnectorError,
     ConnectorManifest,
+    contract_problems,
 )
 from pleo_export.hookspecs import Problem
 
@@ -373,6 +374,11 @@ def _validate_connector_class(name: str, cls: object, origin: Origin) -> Connect
             f"connector {origin} implements connector contract {manifest.contract_version}, "
             f"but this pleo-export implements contract {CONTRACT_VERSION}; install a version "
             "of the connector made for this pleo-export"
+        )
+    problems = contract_problems(cls)
+    if problems:
+        raise ConnectorLoadError(
+            f"connector {origin} does not match its manifest: " + "; ".join(problems)
         )
     return manifest
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -40,6 +38,7 @@ from pleo_export import (
     to_decimal,
 )
 from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES, extension_for, too_large
 from pleo_export_beancount.chart import LoadedLedger, PayableIndex, load_ledger
 from pleo_export_beancount.documents import remove_documents, write_document
 from pleo_export_beancount.output import OutputFile, disk_full, out_of_space
@@ -57,41 +56,10 @@ from pleo_export_beancount.resolve import ROLE_SETTINGS, Resolver
 from pleo_export_beancount.settings import BeancountSettings
 from pleo_export_beancount.starter import StarterChart, starter_from_chart, write_starter_ledger
 
-MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
+MAX_ATTACHMENT_BYTES = PLEO_MAX_RECEIPT_BYTES
 """Pleo's largest receipt (30 MB per file)."""
 
 _MAX_LISTED_ERRORS = 20
-_EXTENSIONS = {
-    "application/pdf": "pdf",
-    "image/jpeg": "jpg",
-    "image/jpg": "jpg",
-    "image/pjpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/heic": "heic",
-    "image/heif": "heif",
-    "image/webp": "webp",
-    "image/tiff": "tiff",
-    "text/plain": "txt",
-    "text/csv": "csv",
-    "application/msword": "doc",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
-    "application/vnd.ms-excel": "xls",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
-    "application/zip": "zip",
-    "message/rfc822": "eml",
-}
-_EXTENSION_RE = re.compile(r"^[a-z0-9]{1,8}$")
-
-
-def extension_for(mime_type: str) -> str:
-    """A safe file extension for a MIME type: ``application/pdf`` -> ``pdf``, unknown -> ``bin``."""
-    base = mime_type.split(";", 1)[0].strip().lower()
-    known = _EXTENSIONS.get(base)
-    if known:
-        return known
-    guessed = (mimetypes.guess_extension(base) or "").lstrip(".").lower()
-    return guessed if _EXTENSION_RE.match(guessed) else "bin"
 
 
 @dataclass(frozen=True)
@@ -148,8 +116,6 @@ class BeancountConnector(Connector[BeancountSettings]):
                 Capability.ACCOUNTS_PAYABLE,
                 Capability.ATTACHMENTS,
                 Capability.LOOKUP_BY_REFERENCE,
-                Capability.DRAFT_POSTING,
-                Capability.MULTI_CURRENCY,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES),
@@ -332,11 +298,7 @@ class BeancountConnector(Connector[BeancountSettings]):
         output_dir = self.settings.output_path.absolute().parent
         for index, file in enumerate(plan.attachments):
             if limit is not None and file.size > limit:
-                raise ItemRejected(
-                    Reason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-                    f"files[{index}] is {file.size} bytes, over the {limit} bytes the "
-                    "connector stores: replace the receipt in Pleo with a smaller file",
-                )
+                raise too_large(f"files[{index}]", file.size, limit, mime_type=file.type)
             name = f"{reference_token(plan.reference)}-{index + 1}.{extension_for(file.type)}"
             path = self.settings.documents_path.absolute() / f"{day.year:04d}" / name
             try:

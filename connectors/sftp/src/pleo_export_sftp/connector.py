@@ -8,7 +8,6 @@ directory.
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from pleo_export import (
 )
 from pleo_export import ExportJobFailureReasonType as JobReason
 from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES
+from pleo_export.attachments import extension_for as _extension_for
 from pleo_export_sftp.accounts import account_for, tax_code_for
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
 from pleo_export_sftp.manifest import EntryLocation, PayableLine
@@ -59,36 +60,16 @@ from pleo_export_sftp.storage import (
     match_known_hosts,
 )
 
-MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
+MAX_ATTACHMENT_BYTES = PLEO_MAX_RECEIPT_BYTES
 """Pleo's largest receipt (30 MB per file)."""
 DEFAULT_BATCH_SIZE = 1000
 
-_EXTENSIONS = {
-    "application/pdf": "pdf",
-    "image/jpeg": "jpg",
-    "image/jpg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/heic": "heic",
-    "image/heif": "heif",
-    "image/webp": "webp",
-    "image/tiff": "tiff",
-    "text/plain": "txt",
-    "text/csv": "csv.txt",
-    "message/rfc822": "eml",
-}
-_EXTENSION_RE = re.compile(r"^[a-z0-9]{1,8}$")
-
 
 def extension_for(mime_type: str) -> str:
-    """A safe file extension for a receipt's MIME type (``bin`` when unknown)."""
-    base = mime_type.split(";", 1)[0].strip().lower()
-    known = _EXTENSIONS.get(base)
-    if known:
-        return known
-    guessed = (mimetypes.guess_extension(base) or "").lstrip(".").lower()
-    # A receipt is never published as .csv: readers pick up *.csv files.
-    return guessed if _EXTENSION_RE.match(guessed) and guessed != "csv" else "bin"
+    """A safe file extension for a receipt's MIME type (``bin`` when unknown).
+
+    A receipt is never published as ``.csv``: readers pick up ``*.csv`` files."""
+    return _extension_for(mime_type, overrides={"text/csv": "csv.txt"}, refused=("csv",))
 
 
 @dataclass(frozen=True)
@@ -151,7 +132,6 @@ class SftpConnector(Connector[SftpSettings]):
                 Capability.ATTACHMENTS,
                 Capability.LOOKUP_BY_REFERENCE,
                 Capability.BATCH_POSTING,
-                Capability.MULTI_CURRENCY,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_batch_size=DEFAULT_BATCH_SIZE),
@@ -428,13 +408,6 @@ class SftpConnector(Connector[SftpSettings]):
             )
 
     # --- post -----------------------------------------------------------------------------
-
-    async def post(self, prepared: PreparedEntry) -> ExternalRecord:
-        """One entry as a batch of one (the engine uses ``post_batch``)."""
-        (result,) = await self.post_batch([prepared])
-        if isinstance(result, ItemRejected):
-            raise result
-        return result
 
     async def post_batch(
         self, entries: Sequence[PreparedEntry]

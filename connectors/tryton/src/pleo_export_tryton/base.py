@@ -20,13 +20,14 @@ from pleo_export import (
 )
 from pleo_export import ExportJobFailureReasonType as JobReason
 from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES
 from pleo_export_tryton.books import Account, Books, Tax
 from pleo_export_tryton.errors import to_connector_error
 from pleo_export_tryton.rpc import TrytonClient, TrytonError
 from pleo_export_tryton.settings import TrytonSettings
 from pleo_export_tryton.specs import Attachment, Payload
 
-MAX_ATTACHMENT_BYTES = 30 * 1024 * 1024
+MAX_ATTACHMENT_BYTES = PLEO_MAX_RECEIPT_BYTES
 """Pleo's largest receipt; Tryton itself accepts far larger requests from a logged-in user."""
 
 VENDOR_UNKNOWN_MESSAGE = (

@@ -50,8 +50,6 @@ class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost):
                 Capability.ACCOUNTS_PAYABLE,
                 Capability.ATTACHMENTS,
                 Capability.LOOKUP_BY_REFERENCE,
-                Capability.DRAFT_POSTING,
-                Capability.MULTI_CURRENCY,
                 Capability.BATCH_POSTING,
             }
         ),

@@ -4,7 +4,6 @@ and credit notes (``account.invoice``), the payload ``post`` writes and the prev
 from __future__ import annotations
 
 import datetime as dt
-import mimetypes
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,6 +21,7 @@ from pleo_export import (
     settlement_request,
 )
 from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export.attachments import extension_for
 from pleo_export_tryton.base import Resolved, TrytonBase, plan_invoice_number
 from pleo_export_tryton.books import Party, Period, to_amount
 from pleo_export_tryton.specs import (
@@ -37,26 +37,6 @@ from pleo_export_tryton.specs import (
     marker,
     supplier_total_comment,
 )
-
-_EXTENSIONS = {
-    "application/pdf": "pdf",
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/heic": "heic",
-    "image/webp": "webp",
-    "image/tiff": "tiff",
-    "text/plain": "txt",
-    "text/csv": "csv",
-}
-
-
-def extension_for(mime_type: str) -> str:
-    base = mime_type.split(";", 1)[0].strip().lower()
-    if base in _EXTENSIONS:
-        return _EXTENSIONS[base]
-    guessed = (mimetypes.guess_extension(base) or ".bin").lstrip(".")
-    return guessed if guessed.isalnum() and len(guessed) <= 8 else "bin"
 
 
 class TrytonDocuments(TrytonBase):

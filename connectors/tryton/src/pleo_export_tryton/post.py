@@ -51,13 +51,6 @@ class TrytonPost(TrytonLookup, TrytonReconcile):
     def batch_size(self) -> int:
         return self.settings.batch_size
 
-    async def post(self, prepared: PreparedEntry) -> ExternalRecord:
-        """Write one item's records, attach its receipts, post and reconcile (see module)."""
-        (result,) = await self.post_batch([prepared])
-        if isinstance(result, ItemRejected):
-            raise result
-        return result
-
     async def post_batch(
         self, entries: Sequence[PreparedEntry]
     ) -> Sequence[ExternalRecord | ItemRejected]:
