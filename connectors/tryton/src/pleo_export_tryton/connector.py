@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 
 from pleo_export import Capability, ConnectorError, ConnectorManifest, JobRejected, Limits, decimals
 from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export.attachments import extension_for as extension_for
 from pleo_export_tryton.base import MAX_ATTACHMENT_BYTES as MAX_ATTACHMENT_BYTES
 from pleo_export_tryton.base import VENDOR_UNKNOWN_MESSAGE as VENDOR_UNKNOWN_MESSAGE
 from pleo_export_tryton.books import Books, Company
 from pleo_export_tryton.check import TrytonCheck
-from pleo_export_tryton.documents import extension_for as extension_for
 from pleo_export_tryton.errors import classify_foreign, to_connector_error
 from pleo_export_tryton.post import TrytonPost
 from pleo_export_tryton.prepare import TrytonPrepare
