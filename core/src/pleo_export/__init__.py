@@ -27,7 +27,7 @@ from pleo_export.connector import (
     contract_problems,
     describe_settings_error,
 )
-from pleo_export.hookspecs import Problem, hookimpl
+from pleo_export.hookspecs import PluginSettings, Problem, hookimpl
 from pleo_export.ledger import (
     AccountRef,
     EntryKind,
@@ -120,6 +120,7 @@ __all__ = [
     "LedgerEntry",
     "Limits",
     "OutcomeUncertain",
+    "PluginSettings",
     "Posting",
     "PostingPlan",
     "PreparedEntry",

@@ -301,6 +301,7 @@ async def open_session(
     """
     require_pleo_target(settings, companies or ())
     host = host or PluginHost(disabled=settings.plugins.disabled)
+    host.configure_plugins(settings.plugins.tables(), settings.config_dir)
     connector_cls = load_connector_class(settings, host)
     manifest = connector_cls.manifest
     plan = serving(settings, manifest, companies)

@@ -205,7 +205,27 @@ class ConnectorSelection(_Section):
 
 
 class PluginSettings(_Section):
+    """``[plugins]``: which plugins not to load, and one table ``[plugins.<name>]`` of settings
+    per plugin that takes settings (validated by that plugin's own ``settings_model`` when it
+    loads, see :meth:`pleo_export.host.PluginHost.configure_plugins`)."""
+
+    model_config = ConfigDict(extra="allow")
+
     disabled: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tables_only(self) -> PluginSettings:
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"plugins.{name} is not a setting of [plugins] (only disabled is): a "
+                    f"plugin's settings go in a table [plugins.{name}]"
+                )
+        return self
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The ``[plugins.<name>]`` tables, by plugin name."""
+        return {name: dict(value) for name, value in (self.model_extra or {}).items()}
 
 
 class EngineSettings(_Section):

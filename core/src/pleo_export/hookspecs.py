@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pluggy
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from pleo_export.connector import ConnectorError, ConnectorManifest
@@ -38,6 +39,18 @@ if TYPE_CHECKING:
 PROJECT = "pleo_export"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class PluginSettings(BaseModel):
+    """Base class of a plugin's settings model, validated from ``[plugins.<name>]``.
+
+    A plugin that takes settings names its model ``settings_model`` (a module attribute, or a
+    class attribute of a class plugin) and may define ``configure(settings)``, called once
+    with the validated settings before any hook. Unknown keys are errors; a relative
+    :class:`~pathlib.Path` is resolved against the configuration file's folder.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Problem:

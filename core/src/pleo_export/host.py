@@ -21,11 +21,13 @@ import importlib.metadata
 import inspect
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+from pydantic import ValidationError
 from stevedore import DriverManager, ExtensionManager
 
 from pleo_export import hookspecs
@@ -68,6 +70,10 @@ class PluginConflict(PluginError):
 
 class PluginLoadFailed(PluginError):
     """A plugin failed to load while strict loading is on."""
+
+
+class PluginConfigError(PluginError):
+    """A ``[plugins.<name>]`` table does not fit the plugin (or names no installed plugin)."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,55 @@ class PluginHost:
             extra={"event": "plugin.load_failed", "plugin": origin.name, "reason": reason},
         )
 
+    def configure_plugins(
+        self, tables: Mapping[str, Mapping[str, Any]], config_dir: Path | None = None
+    ) -> None:
+        """Validate each loaded plugin's ``[plugins.<name>]`` table with its ``settings_model``
+        and hand the settings to its ``configure(settings)``; errors name the table and field.
+
+        A table for a plugin that is installed but not loaded (disabled) is ignored; a table
+        for no installed plugin, or for a plugin that takes no settings, is an error.
+        """
+        installed = {ep.name for ep in _entry_points(PLUGINS_GROUP)}
+        loaded = {plugin.origin.name for plugin in self.plugins}
+        for name in sorted(set(tables) - installed - loaded):
+            known = ", ".join(sorted(installed)) or "none"
+            raise PluginConfigError(
+                f"[plugins.{name}]: no plugin {name!r} is installed (installed plugins: "
+                f"{known}); remove the table or install the plugin"
+            )
+        configured: list[tuple[object, Any]] = []
+        for name in sorted(loaded):
+            plugin = self.pm.get_plugin(name)
+            model = getattr(plugin, "settings_model", None)
+            table = dict(tables.get(name) or {})
+            if model is None:
+                if name in tables:
+                    raise PluginConfigError(
+                        f"[plugins.{name}]: plugin {name!r} takes no settings; remove the table"
+                    )
+                continue
+            try:
+                settings = model(**table)
+            except ValidationError as error:
+                raise PluginConfigError(
+                    _describe_plugin_settings(name, list(error.errors()))
+                ) from None
+            if config_dir is not None:
+                updates = {
+                    field: (config_dir / value).resolve()
+                    for field in type(settings).model_fields
+                    if isinstance(value := getattr(settings, field), Path)
+                    and not value.is_absolute()
+                }
+                if updates:
+                    settings = settings.model_copy(update=updates)
+            configured.append((plugin, settings))
+        for plugin, settings in configured:  # only once every table is valid
+            configure = getattr(plugin, "configure", None)
+            if callable(configure):
+                configure(settings)
+
     # --- connectors ----------------------------------------------------------------------------
 
     def installed_connectors(self) -> list[ConnectorInfo]:
@@ -340,6 +395,17 @@ class PluginHost:
         )
 
 
+def _describe_plugin_settings(name: str, errors: Sequence[Mapping[str, Any]]) -> str:
+    lines = [f"invalid settings for plugin {name!r} in [plugins.{name}]:"]
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ())) or "(settings)"
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden":
+            message = "unknown setting (check the spelling)"
+        lines.append(f"  - plugins.{name}.{location}: {message}")
+    return "\n".join(lines)
+
+
 def _flatten(results: list[list[Problem] | None]) -> list[Problem]:
     problems: list[Problem] = []
     for result in results:
@@ -392,6 +458,7 @@ __all__ = [
     "LoadFailure",
     "LoadedPlugin",
     "Origin",
+    "PluginConfigError",
     "PluginConflict",
     "PluginError",
     "PluginHost",
