@@ -64,7 +64,10 @@ def test_check_size_names_the_file_and_the_limit() -> None:
     with pytest.raises(ItemRejected) as caught:
         check_size([_file(100), _file(101, "image/png")], 100)
     assert caught.value.reason_type is TOO_LARGE
-    assert "files[1] (image/png) is 101 bytes, more than the 100 bytes" in caught.value.message
+    assert caught.value.message.startswith(
+        "files[1] (image/png) is 101 bytes, more than the 100 bytes the accounting system "
+        "accepts per file"
+    )
 
 
 async def test_fetch_attachment_wraps_download_errors_and_enforces_the_limit(
@@ -87,3 +90,8 @@ async def test_fetch_attachment_wraps_download_errors_and_enforces_the_limit(
         await context.fetch_attachment(_file(-1))
     assert caught.value.reason_type is ExportJobItemFailureReasonType.RECEIPT_DOWNLOAD_FAILURE
     assert "could not be downloaded from Pleo: connection reset by peer" in caught.value.message
+
+
+def test_check_size_names_the_target() -> None:
+    with pytest.raises(ItemRejected, match="more than the 1 bytes Beancount accepts per file"):
+        check_size([_file(2)], 1, target="Beancount")

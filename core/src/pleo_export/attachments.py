@@ -64,23 +64,32 @@ def extension_for(
     return guessed if _SAFE_EXTENSION.match(guessed) and guessed not in set(refused) else "bin"
 
 
-def too_large(label: str, size: int, limit: int, *, mime_type: str | None = None) -> ItemRejected:
+def too_large(
+    label: str,
+    size: int,
+    limit: int,
+    *,
+    mime_type: str | None = None,
+    target: str = "the accounting system",
+) -> ItemRejected:
     """The ``receipt_file_size_limit_exceeded`` rejection of a receipt of ``size`` bytes."""
     kind = f" ({mime_type})" if mime_type else ""
     return ItemRejected(
         ExportJobItemFailureReasonType.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-        f"{label}{kind} is {size} bytes, more than the {limit} bytes the accounting system "
-        "accepts: replace the receipt in Pleo with a smaller file (compress or split it)",
+        f"{label}{kind} is {size} bytes, more than the {limit} bytes {target} accepts per "
+        "file: replace the receipt in Pleo with a smaller file (compress or split it)",
     )
 
 
-def check_size(files: Iterable[ExportItemFile], limit: int | None) -> None:
+def check_size(
+    files: Iterable[ExportItemFile], limit: int | None, *, target: str = "the accounting system"
+) -> None:
     """Reject the item when one of its receipts, as Pleo sized it, is larger than ``limit``."""
     if limit is None:
         return
     for index, file in enumerate(files):
         if file.size > limit:
-            raise too_large(f"files[{index}]", file.size, limit, mime_type=file.type)
+            raise too_large(f"files[{index}]", file.size, limit, mime_type=file.type, target=target)
 
 
 def download_failed(label: str, file: ExportItemFile, error: BaseException) -> ItemRejected:

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
+from pleo_export.attachments import check_size
 from pleo_export.bookkeeping import plan_item
 from pleo_export.connector import (
     Capability,
@@ -384,16 +385,8 @@ class Delivery:
 
     def _check_attachment_limits(self, plan: PostingPlan) -> None:
         limit = self.manifest.limits.max_attachment_bytes
-        if limit is None or Capability.ATTACHMENTS not in self.manifest.capabilities:
-            return
-        for index, file in enumerate(plan.attachments):
-            if file.size > limit:
-                raise ItemRejected(
-                    ItemReason.RECEIPT_FILE_SIZE_LIMIT_EXCEEDED,
-                    f"files[{index}] is {file.size} bytes ({file.type}) but "
-                    f"{self.manifest.display_name} accepts at most {limit} bytes per file: "
-                    "replace the receipt in Pleo with a smaller file (compress or split it)",
-                )
+        if Capability.ATTACHMENTS in self.manifest.capabilities:
+            check_size(plan.attachments, limit, target=self.manifest.display_name)
 
 
 # --- helpers ---------------------------------------------------------------------------------
