@@ -275,6 +275,11 @@ class SandboxSettings(_Section):
     """How many of the jobs (the last ones) use vendor-based bookkeeping (accounts payable)."""
     unknown_account_rate: float = Field(0.03, ge=0, le=1)
     """Share of items whose category is missing from the target, to show failed items."""
+    api_latency: float = Field(0.0, ge=0, le=10)
+    """Seconds the sandbox waits before answering each API call, to try a far-away Pleo
+    (e.g. ``0.05``, what a European customer sees); also for ``pleo-export sandbox serve``."""
+    file_latency: float = Field(0.0, ge=0, le=10)
+    """Seconds the sandbox waits before answering each receipt download."""
 
 
 class WebhookSettings(_Section):

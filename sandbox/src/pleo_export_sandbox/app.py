@@ -304,6 +304,13 @@ class Sandbox(ExportApi):
         context: dict[str, Any] = {"credential_id": None}
         scope = {**scope, "sandbox": context}
         fault = self.faults.pick(method, path)
+        latency = (
+            self.config.file_latency
+            if path.startswith("/_sandbox/files/")
+            else self.config.api_latency
+        )
+        if latency > 0:
+            await anyio.sleep(latency)  # the network's round trip (see SandboxConfig)
         if fault is not None and fault.kind == "slow":
             await anyio.sleep(fault.delay)
 

@@ -16,6 +16,9 @@ JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
 FILE_PLACEHOLDER = "sandbox-file:"
 """Stored items carry ``files[].url`` as this prefix plus a file id; URLs are signed when the
 items are fetched, so they expire ``file_url_ttl`` seconds after that fetch."""
+MAX_LATENCY = 10.0
+"""The largest ``api_latency``/``file_latency`` accepted, in seconds: beyond it the client's
+timeouts, not the network, would be what is being tried."""
 CURSOR_PATTERN = re.compile(r"^[A-Z2-7=~]+$")
 PAGE_ORDERS = (
     "ASC",
@@ -54,6 +57,21 @@ class SandboxConfig:
     start_time: datetime | None = None
     """Sandbox wall-clock time when its clock is first read (default: now)."""
     base_url: str = "http://sandbox.localhost"
+    api_latency: float = 0.0
+    """Seconds every API call (``/v3/...`` and the OAuth endpoints) waits before it is
+    answered, to try the client against a Pleo that is far away (0 to ``MAX_LATENCY``)."""
+    file_latency: float = 0.0
+    """Seconds every file download (``/_sandbox/files/...``) waits before it is answered
+    (0 to ``MAX_LATENCY``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("api_latency", "file_latency"):
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_LATENCY:  # also refuses NaN
+                raise ValueError(
+                    f"SandboxConfig.{name} must be between 0 and {MAX_LATENCY:g} seconds, "
+                    f"not {value!r}"
+                )
 
 
 @dataclass(frozen=True)
