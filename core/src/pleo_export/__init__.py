@@ -55,6 +55,7 @@ from pleo_export.pleo.models import (
     ExportJobStatus,
     format_timestamp,
 )
+from pleo_export.role_accounts import RoleAccountSettings
 from pleo_export.settlement import (
     BookedInvoice,
     SettlementRequest,
@@ -128,6 +129,7 @@ __all__ = [
     "ResolvedEntry",
     "ResolvedPosting",
     "Role",
+    "RoleAccountSettings",
     "RunReport",
     "SettlementRequest",
     "SupportsScaffold",

@@ -17,6 +17,7 @@ Every account must be open on the booking date and accept the wallet currency.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -31,17 +32,7 @@ VENDOR_UNKNOWN_MESSAGE = (
 )
 """Pleo's prescribed ``failureReason`` for ``vendor_unknown`` (processing guide, step 5)."""
 
-ROLE_SETTINGS: dict[Role, str] = {
-    Role.WALLET: "wallet_account",
-    Role.OUT_OF_POCKET: "out_of_pocket_account",
-    Role.CONTRA: "contra_account",
-    Role.ACCOUNTS_PAYABLE: "accounts_payable_account",
-    Role.TAX_INPUT: "vat_input_account",
-    Role.TAX_OUTPUT: "vat_output_account",
-    Role.ROUNDING: "rounding_account",
-    Role.EXCHANGE_GAIN: "exchange_gain_account",
-    Role.EXCHANGE_LOSS: "exchange_loss_account",
-}
+ROLE_SETTINGS: Mapping[Role, str] = BeancountSettings.ROLE_FIELDS
 """The setting that names the configured account of each role (all but ``expense``)."""
 
 OPTIONAL_ROLE_SETTINGS = frozenset({"exchange_gain_account", "exchange_loss_account"})
@@ -148,8 +139,8 @@ class Resolver:
         )
 
     def _configured(self, posting: Posting, day: date) -> str:
-        setting = ROLE_SETTINGS[posting.account.role]
-        name: str | None = getattr(self.settings, setting)
+        setting = self.settings.role_setting(posting.account.role)
+        name = self.settings.role_account(posting.account.role)
         if name is None:
             kind = posting.account.role.value.replace("_", " ")
             raise ItemRejected(

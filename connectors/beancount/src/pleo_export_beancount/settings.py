@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from pleo_export import ConnectorSettings
+from pleo_export import RoleAccountSettings
 
 DEFAULT_OUTPUT_NAME = "pleo-export.beancount"
 DEFAULT_DOCUMENTS_DIR = "documents"
@@ -37,7 +37,7 @@ def _check_account(name: str) -> str:
     return name
 
 
-class BeancountSettings(ConnectorSettings):
+class BeancountSettings(RoleAccountSettings):
     """Where the ledger lives and which beancount accounts stand for Pleo's roles.
 
     Relative paths in the configuration file are resolved against the configuration's

@@ -82,8 +82,8 @@ def account_for(settings: SftpSettings, posting: Posting) -> str:
         return s.account_map.get(ref.code, ref.code)
     if ref.role in (Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS):
         gain = ref.role is Role.EXCHANGE_GAIN
-        setting = "exchange_gain_account" if gain else "exchange_loss_account"
-        chosen = s.exchange_gain_account if gain else s.exchange_loss_account
+        setting = s.role_setting(ref.role)
+        chosen = s.role_account(ref.role)
         if chosen is None:
             raise ItemRejected(
                 Reason.MISSING_CONFIGURATION,
@@ -94,12 +94,4 @@ def account_for(settings: SftpSettings, posting: Posting) -> str:
                 "[connector.settings] and export again",
             )
         return chosen
-    defaults = {
-        Role.WALLET: s.wallet_account,
-        Role.OUT_OF_POCKET: s.out_of_pocket_account,
-        Role.CONTRA: s.contra_account,
-        Role.TAX_INPUT: s.vat_input_account,
-        Role.TAX_OUTPUT: s.vat_output_account,
-        Role.ROUNDING: s.rounding_account,
-    }
-    return defaults[ref.role]
+    return s.require_role_account(ref.role, needed_by=posting.field or "the item")

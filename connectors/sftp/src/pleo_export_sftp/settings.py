@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from pleo_export import ConnectorSettings
+from pleo_export import RoleAccountSettings
 from pleo_export_sftp.layout import (
     COLUMNS,
     LAYOUT_COLUMNS,
@@ -42,7 +42,7 @@ def _check_account(value: str, where: str) -> str:
     return value
 
 
-class SftpSettings(ConnectorSettings):
+class SftpSettings(RoleAccountSettings):
     """Where the CSV files go, what they look like and which accounts stand for Pleo's roles.
 
     Relative paths (``local_dir``, ``private_key``, ``known_hosts``) are resolved against the

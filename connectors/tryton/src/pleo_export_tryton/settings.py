@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from pleo_export import ConnectorSettings, ExportItemType
+from pleo_export import ExportItemType, Role, RoleAccountSettings
 
 CounterRole = Literal["wallet", "out_of_pocket", "contra"]
 
 
-class TrytonSettings(ConnectorSettings):
+class TrytonSettings(RoleAccountSettings):
     """Where Tryton is, who logs in, and which Tryton accounts and journals play Pleo's roles.
 
     Accounts are named by their Tryton **code**. Pleo's own account codes (the expense
@@ -24,6 +25,11 @@ class TrytonSettings(ConnectorSettings):
     model_config = SettingsConfigDict(
         env_prefix="PLEO_EXPORT_TRYTON_", extra="forbid", env_nested_delimiter="__"
     )
+
+    ROLE_FIELDS: ClassVar[Mapping[Role, str]] = {
+        **RoleAccountSettings.ROLE_FIELDS,
+        Role.ACCOUNTS_PAYABLE: "payable_account",
+    }
 
     url: str
     """Base URL of the Tryton server, e.g. ``https://erp.example.com`` (JSON-RPC is at
