@@ -14,6 +14,10 @@ Sections (each prints its progress on stderr):
    breakdown of where the engine's time goes.
 5. **rss**: peak RSS per job size, each in a fresh process, with the sandbox in the same
    process and in another process (loopback HTTP).
+6. **network**: a job against a Pleo 50 ms away (every API call and every receipt download,
+   the sandbox's ``api_latency``/``file_latency``) with a connector that takes 30 ms per post,
+   on the real clock, next to issue 13's target: the larger of (Pleo calls / 500 per minute)
+   and (connector time / its concurrency, 8). Sizes: ``--network-sizes`` (default 1,000).
 
 ``--quick`` runs tiny sizes in seconds (the smoke test uses it); figures from a quick run say
 nothing about the targets.
@@ -60,6 +64,29 @@ ENGINE_BUDGET = 500
 PLEO_LIMIT = 600
 CLIENT_PAGE = 1000
 """The client's default ``limit`` (``pleo.page_size``)."""
+
+NETWORK_LATENCY = 0.05
+"""Seconds every Pleo call and every receipt download waits (about what a European customer
+sees)."""
+NETWORK_POST_SECONDS = 0.03
+"""Seconds the network connector takes per post."""
+NETWORK_CONCURRENCY = 8
+"""Posts issue 13's connector allows at once (the engine posts one at a time today)."""
+NETWORK_TYPES = (
+    "card_purchase",
+    "card_invoice",
+    "out_of_pocket",
+    "invoice",
+    "refund",
+    "per_diem",
+    "mileage",
+    "invoice_payment",
+    "fee",
+)
+"""The item mix of the network section: about 0.9 receipts per item (885 for 1,000 items)."""
+DEFAULT_NETWORK_SIZES = (1_000,)
+QUICK_NETWORK_SIZES = (30,)
+TARGET_NETWORK_RATIO = 1.3
 
 TARGET_CALL_RATIO = 1.02
 TARGET_BASELINE_FACTOR = 20.0
@@ -431,6 +458,73 @@ def bench_rss(sizes: Sequence[int]) -> list[dict[str, Any]]:
     return rows
 
 
+# --- 6. network --------------------------------------------------------------------------------
+
+
+def bench_network(items: int) -> dict[str, Any]:
+    """One job against a Pleo across a network, on the real clock (see the module docstring)."""
+    from pleo_export.pleo.transport import DOWNLOAD_ENDPOINT
+
+    sandbox, company_id, api_key = make_sandbox(
+        items,
+        rate_limit=PLEO_LIMIT,
+        attachments=True,
+        api_latency=NETWORK_LATENCY,
+        file_latency=NETWORK_LATENCY,
+        large_file_rate=0.0,  # the network, not multi-megabyte receipts, is what is measured
+        types=NETWORK_TYPES,
+    )
+
+    async def main() -> RunResult:
+        with tempfile.TemporaryDirectory(prefix="pleo-bench-") as work:
+            return await run_job(
+                in_process(sandbox, company_id, api_key),
+                Path(work),
+                items=items,
+                connector="network",
+                requests_per_minute=ENGINE_BUDGET,
+                transport_name="in-process, 50 ms latency",
+                post_seconds=NETWORK_POST_SECONDS,
+            )
+
+    log(
+        f"network: {items} items, {NETWORK_LATENCY * 1000:g} ms per Pleo call and download, "
+        f"{NETWORK_POST_SECONDS * 1000:g} ms per post, budget {ENGINE_BUDGET}/min"
+    )
+    run: RunResult = _asyncio(main)
+    receipts = run.calls_by_endpoint.get(DOWNLOAD_ENDPOINT, 0)
+    pleo_calls = run.calls_client - receipts
+    api_seconds = pleo_calls / ENGINE_BUDGET * 60.0
+    connector_seconds = items * NETWORK_POST_SECONDS
+    target = max(api_seconds, connector_seconds / NETWORK_CONCURRENCY)
+    serial = (pleo_calls + receipts) * NETWORK_LATENCY + connector_seconds
+    wall = run.real_seconds
+    return {
+        "items": items,
+        "latency_seconds": NETWORK_LATENCY,
+        "post_seconds": NETWORK_POST_SECONDS,
+        "connector_concurrency": NETWORK_CONCURRENCY,
+        "wall_seconds": wall,
+        "items_per_second": items / wall if wall else None,
+        "pleo_calls": pleo_calls,
+        "receipts": receipts,
+        "receipts_per_item": receipts / items,
+        "responses_429": run.responses_429,
+        "retries": run.retries,
+        "budget_wait_seconds": run.budget_wait_seconds,
+        "api_seconds": api_seconds,
+        "connector_seconds": connector_seconds,
+        "target_seconds": target,
+        "ratio_to_target": wall / target if target else None,
+        "serial_seconds": serial,
+        "ratio_to_serial": wall / serial if serial else None,
+        "cpu_seconds": run.cpu_seconds,
+        "posted": run.posted,
+        "failed": run.failed,
+        "final_event": run.final_event,
+    }
+
+
 # --- targets, machine, rendering ---------------------------------------------------------------
 
 
@@ -508,6 +602,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         }
     )
+    for row in results["network"]:
+        out.append(
+            {
+                "target": f"network, {row['items']:,} items: wall time <= {TARGET_NETWORK_RATIO} "
+                "x max(Pleo calls / 500 per min, connector time / 8)",
+                "figure": f"{row['wall_seconds']:.1f} s vs {row['target_seconds']:.2f} s "
+                f"({row['ratio_to_target']:.1f}x), {row['responses_429']} x 429",
+                "met": row["ratio_to_target"] <= TARGET_NETWORK_RATIO and row["responses_429"] == 0,
+                "note": "before the concurrency work of issue 13 (the engine is serial)",
+            }
+        )
     rss = results["rss"]
     if len(rss) >= 2:
         big, small = rss[-1], rss[-2]
@@ -601,6 +706,20 @@ def render(results: dict[str, Any]) -> str:
             f"| {r['items']:,} | {r['in_process_peak_mib']:.0f} | {r['engine_only_peak_mib']:.0f} "
             f"| {r['engine_only_before_mib']:.0f} | {_f(r['engine_only_cpu_ms_per_item'])} |"
         )
+    lines += ["", "## Over a real network (50 ms per Pleo call and receipt, 30 ms per post)", ""]
+    lines.append(
+        "| items | wall (s) | items/s | Pleo calls | receipts | 429s | budget wait (s) "
+        "| target (s) | wall/target | fully serial (s) | wall/serial |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["network"]:
+        lines.append(
+            f"| {r['items']:,} | {r['wall_seconds']:.1f} | {_f(r['items_per_second'], 1)} "
+            f"| {r['pleo_calls']} | {r['receipts']} | {r['responses_429']} "
+            f"| {r['budget_wait_seconds']:.1f} | {r['target_seconds']:.2f} "
+            f"| {_f(r['ratio_to_target'], 1)} | {r['serial_seconds']:.1f} "
+            f"| {_f(r['ratio_to_serial'], 2)} |"
+        )
     lines += ["", "## Targets", "", "| target | figure | met | note |", "|---|---|---|---|"]
     for t in results["targets"]:
         lines.append(
@@ -619,13 +738,21 @@ def parse_sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="pleo-export benchmarks: Pleo API calls, time at the rate limit, CPU, RSS.",
+        description="pleo-export benchmarks: Pleo API calls, time at the rate limit, CPU, RSS, "
+        "time over a network.",
     )
     parser.add_argument(
         "--sizes",
         type=parse_sizes,
         default=list(DEFAULT_SIZES),
         help="job sizes for the call-count, CPU and RSS runs (default 100,1000,10000,100000)",
+    )
+    parser.add_argument(
+        "--network-sizes",
+        type=parse_sizes,
+        default=list(DEFAULT_NETWORK_SIZES),
+        help="job sizes for the network section (default 1000; 10000 takes about 15 minutes "
+        "with today's serial engine)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     parser.add_argument(
@@ -664,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         receipts_items=0 if args.quick else 200,
     )
     results["profile"] = bench_profile(sizes[0] if args.quick else 3_000)
+    network_sizes = list(QUICK_NETWORK_SIZES) if args.quick else args.network_sizes
+    results["network"] = [bench_network(items) for items in network_sizes]
     results["targets"] = targets(results)
     results["seconds"] = time.perf_counter() - started
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

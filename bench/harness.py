@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ import httpx
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.noop import NoopConnector, NoopSettings
+from bench.noop import NetworkConnector, NetworkSettings, NoopConnector, NoopSettings
 from pleo_export.connector import Connector, ConnectorContext
 from pleo_export.engine import EngineOptions, ExportEngine
 from pleo_export.host import PluginHost
@@ -34,7 +35,7 @@ from pleo_export.state import open_store
 from pleo_export_sandbox import DEMO_CHART, Sandbox, SandboxConfig
 from pleo_export_sandbox.transport import SandboxTransport
 
-ConnectorName = Literal["noop", "beancount"]
+ConnectorName = Literal["noop", "beancount", "network"]
 
 PUT_BATCH = 100
 """Pleo's maximum number of item updates per PUT."""
@@ -112,16 +113,30 @@ def make_sandbox(
     clock: Any = None,
     attachments: bool = False,
     seed: int = SEED,
+    api_latency: float = 0.0,
+    file_latency: float = 0.0,
+    large_file_rate: float | None = None,
+    types: Sequence[str] | None = None,
 ) -> tuple[Sandbox, str, str]:
     """A sandbox with one company and one pending job of ``items`` items.
 
-    Returns the sandbox, the company id and its API key.
+    ``api_latency``/``file_latency`` delay every API call / file download (a Pleo across a
+    network); ``large_file_rate`` overrides the share of multi-megabyte receipts; ``types``
+    limits the generated item types. Returns the sandbox, the company id and its API key.
     """
-    sandbox = Sandbox(
-        SandboxConfig(rate_limit_per_minute=rate_limit, rate_limit_window=60.0), clock=clock
+    extra: dict[str, Any] = {}
+    if large_file_rate is not None:
+        extra["large_file_rate"] = large_file_rate
+    config = SandboxConfig(
+        rate_limit_per_minute=rate_limit,
+        rate_limit_window=60.0,
+        api_latency=api_latency,
+        file_latency=file_latency,
+        **extra,
     )
+    sandbox = Sandbox(config, clock=clock)
     company = sandbox.add_company(name="Bench Ltd", wallet_currency="GBP")
-    sandbox.queue_export(company.id, count=items, seed=seed, attachments=attachments)
+    sandbox.queue_export(company.id, count=items, seed=seed, attachments=attachments, types=types)
     return sandbox, company.id, company.api_key
 
 
@@ -172,7 +187,9 @@ class RunResult:
         return data
 
 
-def _connector(name: ConnectorName, client: PleoClient, work_dir: Path) -> Connector[Any]:
+def _connector(
+    name: ConnectorName, client: PleoClient, work_dir: Path, post_seconds: float = 0.0
+) -> Connector[Any]:
     async def fetch(file: ExportItemFile) -> bytes:
         return await client.download(file.url)
 
@@ -183,6 +200,8 @@ def _connector(name: ConnectorName, client: PleoClient, work_dir: Path) -> Conne
     )
     if name == "noop":
         return NoopConnector(NoopSettings(), context)
+    if name == "network":
+        return NetworkConnector(NetworkSettings(post_seconds=post_seconds), context)
     from pleo_export_beancount import BeancountConnector, BeancountSettings
 
     values = BeancountConnector.scaffold(work_dir, DEMO_CHART, "GBP")
@@ -202,11 +221,13 @@ async def run_job(
     requests_per_minute: int = UNLIMITED,
     transport_name: str = "in-process",
     engine_cls: type[ExportEngine] = ExportEngine,
+    post_seconds: float = 0.0,
 ) -> RunResult:
     """Export the sandbox's pending job(s) once and measure the run.
 
     Must run inside an event loop (asyncio or trio). ``work_dir`` holds the state database
-    and the target; it should be empty.
+    and the target; it should be empty. ``post_seconds`` is the ``network`` connector's time
+    per post.
     """
     await anyio.Path(work_dir).mkdir(parents=True, exist_ok=True)
     transport: httpx.AsyncBaseTransport | None = None
@@ -221,7 +242,7 @@ async def run_job(
         retry=RetryPolicy(),
     )
     store = open_store(f"sqlite:///{work_dir / 'state.db'}")
-    target = _connector(connector, client, work_dir)
+    target = _connector(connector, client, work_dir, post_seconds)
     options = EngineOptions(company_id=pleo.company_id, report_batch_size=report_batch_size)
     before_requests = len(pleo.sandbox.requests) if pleo.sandbox is not None else 0
     async with client:

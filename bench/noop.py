@@ -3,12 +3,17 @@
 ``prepare`` resolves nothing, ``post`` answers at once with an :class:`ExternalRecord` and
 ``find_existing`` always answers "not there", so every item takes the full lifecycle path
 (validate, plan, look up, record intent, post, record outcome, report) without any I/O.
+
+:class:`NetworkConnector` is the same target across a network: each post downloads the item's
+receipts (through the engine's ``fetch_attachment``) and then takes ``post_seconds``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import ClassVar
+
+import anyio
 
 from pleo_export import (
     Capability,
@@ -49,3 +54,43 @@ class NoopConnector(Connector[NoopSettings]):
 
     async def post(self, prepared: PreparedEntry) -> ExternalRecord:
         return ExternalRecord(external_id=prepared.plan.reference, exported_at=self._EXPORTED_AT)
+
+
+class NetworkSettings(ConnectorSettings):
+    post_seconds: float = 0.03
+    """Time each post takes (the target's round trip), spent in ``anyio.sleep``."""
+
+
+class NetworkConnector(Connector[NetworkSettings]):
+    """A no-op target behind a network: downloads every receipt, then waits ``post_seconds``."""
+
+    manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
+        id="bench-network",
+        display_name="No-op benchmark target across a network",
+        capabilities=frozenset(
+            {
+                Capability.JOURNAL,
+                Capability.ACCOUNTS_PAYABLE,
+                Capability.LOOKUP_BY_REFERENCE,
+                Capability.ATTACHMENTS,
+            }
+        ),
+        settings_model=NetworkSettings,
+    )
+
+    async def check(self, job: ExportJob) -> None:
+        return None
+
+    async def prepare(self, plan: PostingPlan) -> PreparedEntry:
+        return PreparedEntry(plan=plan, entries=())
+
+    async def find_existing(self, reference: str) -> ExternalRecord | None:
+        return None
+
+    async def post(self, prepared: PreparedEntry) -> ExternalRecord:
+        for index, file in enumerate(prepared.plan.attachments):
+            await self.context.fetch_attachment(file, label=f"files[{index}]")
+        await anyio.sleep(self.settings.post_seconds)
+        return ExternalRecord(
+            external_id=prepared.plan.reference, exported_at=NoopConnector._EXPORTED_AT
+        )

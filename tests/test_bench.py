@@ -37,6 +37,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         "cpu",
         "profile",
         "rss",
+        "network",
         "targets",
     } <= results.keys()
 
@@ -64,3 +65,17 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert len(results["rss"]) == len(results["calls"])
     assert all(r["engine_only_peak_mib"] > 0 for r in results["rss"])
     assert all({"target", "figure", "met"} <= t.keys() for t in results["targets"])
+
+    [network] = results["network"]
+    assert network["items"] == 30
+    assert network["final_event"] == "completed"
+    assert network["posted"] == 30
+    assert network["receipts"] > 0
+    assert network["pleo_calls"] > 0
+    assert network["target_seconds"] == max(
+        network["pleo_calls"] / 500 * 60, 30 * network["post_seconds"] / 8
+    )
+    assert network["ratio_to_target"] == network["wall_seconds"] / network["target_seconds"]
+    # Latency was added: the run cannot be faster than its serial posts (lower bound only).
+    assert network["wall_seconds"] >= 30 * network["post_seconds"]
+    assert "## Over a real network" in done.stdout
