@@ -751,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         "--network-sizes",
         type=parse_sizes,
         default=list(DEFAULT_NETWORK_SIZES),
-        help="job sizes for the network section (default 1000; 10000 takes about 15 minutes "
+        help="job sizes for the network section (default 1000; 10000 takes about 18 minutes "
         "with today's serial engine)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
