@@ -19,6 +19,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from pleo_export.pleo.models import ExportJobItemFailureReasonType
 from pleo_export.state import ItemOutcome, ItemPhase, JobCounts, StateStore
 from tests.state.conftest import Backend
 
@@ -311,7 +312,9 @@ async def test_intent_outcome_report_flow(store: StateStore) -> None:
         exported_at=exported_at,
     )
     failed = ItemOutcome(
-        succeeded=False, failure_reason_type="validation", failure_reason="account closed"
+        succeeded=False,
+        failure_reason_type=ExportJobItemFailureReasonType.ACCOUNT_UNKNOWN,
+        failure_reason="account closed",
     )
     recovered = ItemOutcome(succeeded=True, external_id="INV-0", recovered=True)
     # outcomes recorded in the order c, a, b: unreported follows that, not insertion order

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import pluggy
 from pydantic import BaseModel, ConfigDict
 
+from pleo_export.pleo.models import ExportJobFailureReasonType, ExportJobItemFailureReasonType
+
 if TYPE_CHECKING:
     from pleo_export.connector import ConnectorError, ConnectorManifest
     from pleo_export.engine.report import JobReport
@@ -53,17 +55,40 @@ class PluginSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _reason_enum(
+    value: ExportJobItemFailureReasonType | ExportJobFailureReasonType | str,
+) -> ExportJobItemFailureReasonType | ExportJobFailureReasonType:
+    """One of Pleo's reason enums for ``value``; a plain string is looked up (item reasons
+    first, then job reasons) so a typo fails where the plugin creates the problem."""
+    if isinstance(value, ExportJobItemFailureReasonType | ExportJobFailureReasonType):
+        return value
+    for enum in (ExportJobItemFailureReasonType, ExportJobFailureReasonType):
+        try:
+            return enum(value)
+        except ValueError:
+            continue
+    known = sorted({*ExportJobItemFailureReasonType, *ExportJobFailureReasonType})
+    raise ValueError(
+        f"Problem reason_type {value!r} is not one of Pleo's failure reasons: use one of "
+        + ", ".join(known)
+    )
+
+
 class Problem:
     """A validation finding from a plugin; it fails the job or the item it is about."""
 
     __slots__ = ("message", "reason_type")
 
-    def __init__(self, reason_type: str, message: str) -> None:
-        self.reason_type = reason_type
+    def __init__(
+        self,
+        reason_type: ExportJobItemFailureReasonType | ExportJobFailureReasonType | str,
+        message: str,
+    ) -> None:
+        self.reason_type = _reason_enum(reason_type)
         self.message = message
 
     def __repr__(self) -> str:
-        return f"Problem({self.reason_type!r}, {self.message!r})"
+        return f"Problem({self.reason_type.value!r}, {self.message!r})"
 
 
 # --- job lifecycle -----------------------------------------------------------------------------

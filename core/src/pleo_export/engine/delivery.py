@@ -133,7 +133,7 @@ class Delivery:
             rejected = self._as_item_failure(run, error)
             outcome = ItemOutcome(
                 succeeded=False,
-                failure_reason_type=rejected.reason_type.value,
+                failure_reason_type=rejected.reason_type,
                 failure_reason=rejected.message[:MAX_FAILURE_REASON],
             )
         if outcome is None:  # dry run, or waiting in a batch
@@ -338,7 +338,7 @@ class Delivery:
     ) -> None:
         outcome = ItemOutcome(
             succeeded=False,
-            failure_reason_type=failure.reason_type.value,
+            failure_reason_type=failure.reason_type,
             failure_reason=failure.message[:MAX_FAILURE_REASON],
         )
         for entry_id, _ in entries:

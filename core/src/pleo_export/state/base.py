@@ -26,6 +26,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from pleo_export.pleo.models import ExportJobItemFailureReasonType
+
 
 class StateStoreError(Exception):
     """The state store cannot be opened, read or written.
@@ -59,7 +61,7 @@ class ItemOutcome:
     external_id: str | None = None
     external_url: str | None = None
     exported_at: datetime | None = None
-    failure_reason_type: str | None = None
+    failure_reason_type: ExportJobItemFailureReasonType | None = None
     failure_reason: str | None = None
     recovered: bool = False
     """True when the entry was found in the target by reference rather than posted now."""

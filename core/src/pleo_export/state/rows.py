@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, Final, Protocol
 
+from pleo_export.pleo.models import ExportJobItemFailureReasonType
 from pleo_export.state.base import ItemOutcome, ItemPhase, ItemRecord, JobRecord, StoredToken
 
 __all__ = [
@@ -45,7 +46,11 @@ def item_record(row: Row, parse_time: Callable[[Any], datetime]) -> ItemRecord:
             external_id=row["external_id"],
             external_url=row["external_url"],
             exported_at=parse_time(exported_at) if exported_at is not None else None,
-            failure_reason_type=row["failure_reason_type"],
+            failure_reason_type=(
+                ExportJobItemFailureReasonType(row["failure_reason_type"])
+                if row["failure_reason_type"] is not None
+                else None
+            ),
             failure_reason=row["failure_reason"],
             recovered=bool(row["recovered"]),
         )
