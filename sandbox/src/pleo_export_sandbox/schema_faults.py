@@ -52,6 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pleo_export_sandbox.app import Sandbox
 from pleo_export_sandbox.faults import RequestMatch
 from pleo_export_sandbox.transport import call_buffered
+from pleo_export_sandbox.wire import read_body
 
 BreakKind = Literal["drop", "retype", "null", "not_json", "truncate", "set", "nest"]
 BREAK_KINDS: tuple[str, ...] = ("drop", "retype", "null", "not_json", "truncate", "set", "nest")
@@ -123,7 +124,7 @@ class SchemaBreaker:
         if scope["type"] != "http" or not self._candidates(scope["method"], scope["path"]):
             await self.inner(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         status, headers, content = await call_buffered(self.inner, scope, body)
         if 200 <= status < 300:
             content, headers = self._break(scope["method"], scope["path"], content, headers)
@@ -225,18 +226,6 @@ def _mutate(node: Any, parts: list[str], kind: str, value: Any = None) -> bool:
             node[key] = 12345 if isinstance(node[key], str) else "not-what-the-spec-says"
         changed = True
     return changed
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 __all__ = ["BREAK_KINDS", "BreakRule", "BrokenResponse", "SchemaBreaker", "break_responses"]
