@@ -518,7 +518,7 @@ def connector_settings(
     Relative paths are resolved against ``config_dir``. Errors name the fields, never values.
     """
     model = manifest.settings_model
-    prefix = f"PLEO_EXPORT_{manifest.id.upper().replace('-', '_')}_"
+    prefix = connector_env_prefix(manifest.id)
     for problem in unknown_connector_variables(manifest.id, model):
         # Reported, not fatal: test harnesses and other tools also use this prefix.
         log.warning(problem, extra={"event": "config.unknown_variable"})
@@ -593,12 +593,17 @@ def _check_section_variables() -> None:
         )
 
 
+def connector_env_prefix(connector_id: str) -> str:
+    """``PLEO_EXPORT_<CONNECTOR>_``: the prefix of a connector's own environment variables."""
+    return f"{ENV_PREFIX}{connector_id.upper().replace('-', '_')}_"
+
+
 def unknown_connector_variables(connector_id: str, model: type[BaseModel]) -> list[str]:
     """``PLEO_EXPORT_<CONNECTOR>_*`` variables that name no field of the connector's
     settings (pydantic-settings would ignore them), each with what was probably meant."""
     import difflib
 
-    prefix = f"{ENV_PREFIX}{connector_id.upper().replace('-', '_')}_"
+    prefix = connector_env_prefix(connector_id)
     fields = sorted(model.model_fields)
     found: list[str] = []
     for name in sorted(os.environ):

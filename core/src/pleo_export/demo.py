@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pleo_export.config import SANDBOX, ConfigError, SandboxSettings, Settings
+from pleo_export.config import (
+    SANDBOX,
+    ConfigError,
+    SandboxSettings,
+    Settings,
+    connector_env_prefix,
+)
 from pleo_export.connector import SupportsScaffold
 from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
@@ -88,7 +94,7 @@ def _refuse_connector_overrides() -> None:
     """The demo books generated expenses into its own folder only: environment variables that
     would point its connector elsewhere (``PLEO_EXPORT_CONNECTOR__*``, which override the demo's
     file, and ``PLEO_EXPORT_<CONNECTOR>_*``) are refused rather than followed into real books."""
-    connector_prefix = f"PLEO_EXPORT_{DEMO_CONNECTOR.upper().replace('-', '_')}_"
+    connector_prefix = connector_env_prefix(DEMO_CONNECTOR)
     overrides = sorted(
         name
         for name in os.environ
