@@ -41,6 +41,15 @@ from pleo_export.ledger import (
     Role,
     VendorRef,
 )
+from pleo_export.masterdata import (
+    AccountingDimension,
+    AccountingTaxCode,
+    AccountingVendor,
+    BookedEntry,
+    BookedPosting,
+    DimensionValue,
+    VendorDraft,
+)
 from pleo_export.money import decimals, format_minor, to_decimal
 from pleo_export.pleo.models import (
     BookkeepingMethod,
@@ -94,7 +103,12 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CONTRACT_VERSION",
     "AccountRef",
+    "AccountingDimension",
+    "AccountingTaxCode",
+    "AccountingVendor",
+    "BookedEntry",
     "BookedInvoice",
+    "BookedPosting",
     "BookkeepingMethod",
     "Capability",
     "Connector",
@@ -102,6 +116,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorManifest",
     "ConnectorSettings",
+    "DimensionValue",
     "EntryKind",
     "ExportItem",
     "ExportItemFile",
@@ -134,6 +149,7 @@ __all__ = [
     "SettlementRequest",
     "SupportsScaffold",
     "TargetTemporarilyUnavailable",
+    "VendorDraft",
     "VendorRef",
     "__version__",
     "contract_problems",

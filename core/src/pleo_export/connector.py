@@ -32,6 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
+from pleo_export.masterdata import (
+    AccountingDimension,
+    AccountingTaxCode,
+    AccountingVendor,
+    BookedEntry,
+    VendorDraft,
+)
 from pleo_export.pleo.models import (
     ExportItemFile,
     ExportJob,
@@ -54,6 +61,18 @@ class Capability(StrEnum):
     """Can find an entry it posted earlier by its reference, so retries never post twice."""
     BATCH_POSTING = "batch_posting"
     """Can post several items in one call to the target."""
+    READ_VENDORS = "read_vendors"
+    """Lists the target's vendors (:meth:`Connector.list_vendors`), for ``pleo-export sync``."""
+    READ_TAX_CODES = "read_tax_codes"
+    """Lists the target's tax codes (:meth:`Connector.list_tax_codes`)."""
+    READ_DIMENSIONS = "read_dimensions"
+    """Lists the target's dimensions and their values (:meth:`Connector.list_dimensions`),
+    synchronised as Pleo tag groups and tags."""
+    CREATE_VENDORS = "create_vendors"
+    """Creates a vendor that was created in Pleo as a draft (:meth:`Connector.create_vendor`)."""
+    READ_BOOKED = "read_booked"
+    """Reads back what it booked for given references (:meth:`Connector.read_booked`), for
+    reconciliation reports."""
 
 
 class Limits(BaseModel):
@@ -276,6 +295,35 @@ class Connector(abc.ABC, Generic[SettingsT]):
             f"connector {self.manifest.id!r} does not declare lookup_by_reference"
         )
 
+    # --- optional capabilities: master data and read-back --------------------------------
+
+    async def list_vendors(self) -> Sequence[AccountingVendor]:
+        """Every vendor in the target, archived ones included (``READ_VENDORS``)."""
+        raise NotImplementedError(f"connector {self.manifest.id!r} does not declare read_vendors")
+
+    async def list_tax_codes(self) -> Sequence[AccountingTaxCode]:
+        """Every purchase tax code in the target (``READ_TAX_CODES``)."""
+        raise NotImplementedError(f"connector {self.manifest.id!r} does not declare read_tax_codes")
+
+    async def list_dimensions(self) -> Sequence[AccountingDimension]:
+        """Every dimension with its values (``READ_DIMENSIONS``)."""
+        raise NotImplementedError(
+            f"connector {self.manifest.id!r} does not declare read_dimensions"
+        )
+
+    async def create_vendor(self, draft: VendorDraft) -> AccountingVendor:
+        """Create ``draft`` in the target and answer it with its code and external id
+        (``CREATE_VENDORS``). When a vendor with the same tax registration number or name
+        exists already, answer that one instead of creating a second. Raise
+        :class:`ItemRejected` with a message saying what to change when it cannot be created.
+        """
+        raise NotImplementedError(f"connector {self.manifest.id!r} does not declare create_vendors")
+
+    async def read_booked(self, references: Sequence[str]) -> Sequence[BookedEntry]:
+        """What the target holds for each of ``references`` (``READ_BOOKED``); a reference
+        with nothing booked is left out of the answer."""
+        raise NotImplementedError(f"connector {self.manifest.id!r} does not declare read_booked")
+
     async def verify(self) -> list[str]:
         """Problems the target itself reports after a run (e.g. ledger validation errors)."""
         return []
@@ -346,7 +394,22 @@ def contract_problems(cls: type[Connector[Any]]) -> list[str]:
             "declares batch_posting but does not implement post_batch(entries): implement "
             "it, or remove the capability from the manifest"
         )
+    for capability, method, signature in _CAPABILITY_METHODS:
+        if capability in capabilities and not _overrides(cls, method):
+            problems.append(
+                f"declares {capability.value} but does not implement {signature}: implement "
+                "it, or remove the capability from the manifest"
+            )
     return problems
+
+
+_CAPABILITY_METHODS: tuple[tuple[Capability, str, str], ...] = (
+    (Capability.READ_VENDORS, "list_vendors", "list_vendors()"),
+    (Capability.READ_TAX_CODES, "list_tax_codes", "list_tax_codes()"),
+    (Capability.READ_DIMENSIONS, "list_dimensions", "list_dimensions()"),
+    (Capability.CREATE_VENDORS, "create_vendor", "create_vendor(draft)"),
+    (Capability.READ_BOOKED, "read_booked", "read_booked(references)"),
+)
 
 
 def describe_settings_error(
