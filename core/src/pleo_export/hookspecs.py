@@ -49,10 +49,11 @@ class PluginSettings(BaseModel):
     A plugin that takes settings names its model ``settings_model`` (a module attribute, or a
     class attribute of a class plugin) and may define ``configure(settings)``, called once
     with the validated settings before any hook. Unknown keys are errors; a relative
-    :class:`~pathlib.Path` is resolved against the configuration file's folder.
+    :class:`~pathlib.Path` is resolved against the configuration file's folder. A docstring
+    under a field becomes its description (what ``pleo_export.testing.check_plugin`` requires).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _reason_enum(

@@ -21,7 +21,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from pleo_export.connector import (
     contract_problems,
 )
 from pleo_export.hookspecs import Problem
+from pleo_export.logs import redact
 
 if TYPE_CHECKING:
     from pleo_export.engine.report import JobReport
@@ -248,6 +249,7 @@ class PluginHost:
                 "for the hooks this version of pleo-export provides",
             )
             return False
+        _isolate(self.pm, plugin)
         hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
         self.plugins.append(LoadedPlugin(origin=origin, hooks=hooks))
         log.debug("plugin loaded", extra={"event": "plugin.loaded", "plugin": str(origin)})
@@ -357,6 +359,7 @@ class PluginHost:
         _validate_connector_class(name, cls, origin)
         if self.pm.get_plugin(f"connector:{name}") is None and _has_hookimpls(cls):
             self.pm.register(cls, name=f"connector:{name}")
+            _isolate(self.pm, cls)
         connector_cls: type[Connector[Any]] = cls
         return connector_cls
 
@@ -393,6 +396,49 @@ class PluginHost:
         self.pm.hook.pleo_export_item_outcome(
             job=job, accounting_entry_id=accounting_entry_id, outcome=outcome
         )
+
+
+def _isolate(pm: pluggy.PluginManager, plugin: object) -> None:
+    """Make every hook implementation of ``plugin`` fail on its own.
+
+    An implementation that raises (an ``Exception``, not a ``BaseException`` such as
+    cancellation or ``KeyboardInterrupt``) is logged as ``plugin.hook_failed`` and counts as
+    having answered ``None``: the other plugins are still called and the export goes on as if
+    the failing implementation were absent. Wrappers (``hookwrapper``/``wrapper``) are left as
+    they are; the plugin conformance check refuses them.
+    """
+    for caller in pm.get_hookcallers(plugin) or []:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin or impl.hookwrapper or impl.wrapper:
+                continue
+            guarded = _guarded(impl.function, impl.plugin_name, caller.name)
+            setattr(impl, "function", guarded)  # noqa: B010 - pluggy declares it Final
+
+
+def _guarded(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            detail = redact(f"{type(error).__name__}: {error}")
+            log.error(
+                "plugin %r raised %s in %s; ignored it, the export goes on as if that plugin "
+                "had not answered: fix the plugin or disable it (plugins.disabled)",
+                plugin,
+                detail,
+                hook,
+                exc_info=error,
+                extra={
+                    "event": "plugin.hook_failed",
+                    "plugin": plugin,
+                    "hook": hook,
+                    "error_type": type(error).__name__,
+                },
+            )
+            return None
+
+    guarded.__wrapped__ = function  # type: ignore[attr-defined]
+    return guarded
 
 
 def _describe_plugin_settings(name: str, errors: Sequence[Mapping[str, Any]]) -> str:

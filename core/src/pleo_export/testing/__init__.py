@@ -18,6 +18,8 @@ A connector package opts in with a test module::
 
 The kit drives the real engine against the in-process Pleo sandbox, loads the connector by its
 entry-point name and judges every item in Pleo and in the target. See ``docs/conformance.md``.
+
+Plugins have their own check, :func:`check_plugin` (:mod:`pleo_export.testing.plugins`).
 Needs pytest, anyio and the sandbox distribution ``pleo-export-sandbox``:
 ``pip install "pleo-export[testing]"``.
 """
@@ -46,6 +48,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without the
         '[testing]"` (or pip install pleo-export-sandbox)'
     ) from error
 
+from pleo_export.testing.plugins import PluginCheckFailure, PluginCheckReport, check_plugin
 from pleo_export.testing.scenarios import FIRST_OPEN_DAY, SCENARIOS, Kit, run_scenario
 from pleo_export.testing.suite import ConformanceSuite
 
@@ -61,8 +64,11 @@ __all__ = [
     "ConnectorTarget",
     "Expect",
     "Kit",
+    "PluginCheckFailure",
+    "PluginCheckReport",
     "TargetEntry",
     "TargetPosting",
+    "check_plugin",
     "plan_item",
     "run_scenario",
 ]
