@@ -254,13 +254,15 @@ def test_sandbox_serve_answers_over_loopback_http(tmp_path: Path) -> None:
 
     import httpx
 
-    with socket.socket() as probe:
+    with socket.socket() as probe, socket.socket() as files_probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        files_probe.bind(("127.0.0.1", 0))
+        port, files_port = probe.getsockname()[1], files_probe.getsockname()[1]
     env = {**os.environ}
     env.pop("PLEO_EXPORT_CONFIG", None)
+    serve = ["sandbox", "serve", "--port", str(port), "--files-port", str(files_port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "pleo_export.cli", "sandbox", "serve", "--port", str(port)],
+        [sys.executable, "-m", "pleo_export.cli", *serve],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -288,8 +290,20 @@ def test_sandbox_serve_answers_over_loopback_http(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "sandbox did not start listening"
                 time.sleep(0.2)
         assert response.status_code == 200
-        assert response.json()["data"][0]["status"] == "pending"
+        job = response.json()["data"][0]
+        assert job["status"] == "pending"
         assert httpx.get(f"http://127.0.0.1:{port}/v3/export-jobs").status_code == 401
+        # Receipts come from a listener of their own, not from the API's address.
+        items = httpx.get(
+            f"http://127.0.0.1:{port}/v3/export-items",
+            params={"job_id": job["id"], "limit": "100"},
+            auth=(key, ""),
+        ).json()["data"]
+        file = next(f for item in items for f in item.get("files") or [])
+        assert file["url"].startswith(f"http://127.0.0.1:{files_port}/_sandbox/files/")
+        receipt = httpx.get(file["url"])
+        assert receipt.status_code == 200
+        assert len(receipt.content) == file["size"]
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -23,7 +23,7 @@ async def test_files_download_with_declared_size_and_type(env: Env) -> None:
         files = all_files(await fetch_all(client, "/v3/export-items", {"job_id": job.id}))
         assert files
         for file in files:
-            assert file["url"].startswith("http://sandbox.localhost/_sandbox/files/")
+            assert file["url"].startswith("https://files.sandbox.invalid/_sandbox/files/")
             response = await client.get(file["url"])
             assert response.status_code == 200
             assert len(response.content) == file["size"]

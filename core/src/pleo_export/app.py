@@ -257,6 +257,7 @@ def pleo_client(
         retry=RetryPolicy(max_attempts=settings.pleo.retry_attempts),
         download_timeout=settings.pleo.download_timeout,
         download_hosts=settings.pleo.receipt_hosts,
+        download_concurrency=settings.pleo.download_concurrency,
         transport=endpoint.transport,
     )
     client.budget.on_wait = getattr(progress, "waiting", None)

@@ -91,11 +91,13 @@ class PleoSettings(_Section):
     download_timeout: float = Field(120.0, gt=0)
     """Total seconds one receipt download may take, retries included (``timeout`` is per
     read, so a server trickling bytes would otherwise hold a download forever)."""
+    download_concurrency: int = Field(16, ge=1, le=256)
+    """Receipt downloads in flight at once (Pleo's file storage: not in the API budget)."""
     receipt_hosts: list[str] = Field(default_factory=list)
     """Hosts (``host`` or ``host:port``) receipts may also be downloaded from over plain
-    ``http`` or at a private, loopback or link-local address, e.g. a sandbox on loopback.
-    Absolute ``https`` URLs on public hosts need no entry; the host of ``base_url`` is
-    always allowed."""
+    ``http`` or at a private, loopback or link-local address, e.g. the receipts port of
+    ``pleo-export sandbox serve``. Absolute ``https`` URLs on public hosts need no entry;
+    the host of ``base_url`` is always allowed."""
 
     @field_validator("base_url")
     @classmethod

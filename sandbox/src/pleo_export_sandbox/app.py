@@ -126,6 +126,9 @@ class Sandbox(ExportApi):
         self.requests: list[RequestRecord] = []
         self.on_exchange: Callable[[RequestRecord], None] | None = None
         self.base_url = self.config.base_url
+        self.files_base_url = self.config.files_base_url
+        """Where file URLs point (see :attr:`SandboxConfig.files_base_url`); the app serves
+        ``/_sandbox/files/`` whatever the host, so either URL reaches it."""
         self._file_secret = secrets.token_bytes(16)
         self.oauth = OAuthServer(self)
         """Pleo's OAuth install flow and token endpoint (:mod:`pleo_export_sandbox.oauth`)."""

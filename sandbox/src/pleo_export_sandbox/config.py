@@ -57,11 +57,21 @@ class SandboxConfig:
     start_time: datetime | None = None
     """Sandbox wall-clock time when its clock is first read (default: now)."""
     base_url: str = "http://sandbox.localhost"
+    files_base_url: str = "https://files.sandbox.invalid"
+    """Where receipt files are served: a host of their own, as Pleo serves receipts from
+    storage apart from the API (pre-signed URLs), so downloads do not count against the
+    client's request budget for the API. In process the sandbox's transport routes every
+    host to the app; the default is an ``https`` name under the reserved ``.invalid`` domain,
+    which never resolves, so a client applies the rules it applies to Pleo's real storage
+    (``https`` on a public host: fetched without credentials, no allow-list needed).
+    :func:`~pleo_export_sandbox.server.running_server` and ``pleo-export sandbox serve`` set
+    it to their own listener."""
     api_latency: float = 0.0
     """Seconds every API call (``/v3/...`` and the OAuth endpoints) waits before it is
     answered, to try the client against a Pleo that is far away (0 to ``MAX_LATENCY``)."""
     file_latency: float = 0.0
-    """Seconds every file download (``/_sandbox/files/...``) waits before it is answered
+    """Seconds every file download (``/_sandbox/files/...`` on ``files_base_url``) waits before
+    it is answered
     (0 to ``MAX_LATENCY``)."""
 
     def __post_init__(self) -> None:

@@ -58,6 +58,7 @@ class ExportApi:
     rate_limiter: RateLimiter
     oauth: OAuthServer
     base_url: str
+    files_base_url: str
     _file_secret: bytes
 
     # --- files --------------------------------------------------------------------------------
@@ -66,10 +67,11 @@ class ExportApi:
         return hmac.new(self._file_secret, payload.encode(), hashlib.sha256).hexdigest()[:24]
 
     def file_url(self, file_id: str) -> str:
-        """A URL for a generated file, valid ``file_url_ttl`` seconds from now."""
+        """A URL for a generated file on the files host, valid ``file_url_ttl`` seconds from
+        now."""
         expires = math.floor(self.store.now().timestamp()) + self.config.file_url_ttl
         payload = f"{file_id}.{expires}"
-        return f"{self.base_url}/_sandbox/files/{payload}.{self._sign(payload)}"
+        return f"{self.files_base_url}/_sandbox/files/{payload}.{self._sign(payload)}"
 
     def _render_item(self, entry: dict[str, Any]) -> dict[str, Any]:
         item = copy.deepcopy(entry)

@@ -5,7 +5,8 @@
 * **Budget.** A shared :class:`~pleo_export.pleo.ratelimit.RequestBudget` caps the requests
   that start in any sliding window (500 per minute by default; Pleo's limit is 600). Every
   request sent to the API origin takes a slot, retries, redirect hops and the auth flow's
-  second attempt included. Attachment downloads from other hosts do not count.
+  second attempt included. Attachment downloads from other hosts (Pleo's file storage) do
+  not count; they have their own cap on downloads in flight (``download_concurrency``).
 * **Retries.** :class:`~pleo_export.pleo.ratelimit.RetryPolicy` backs off on 429, 5xx,
   timeouts and transport errors, honouring ``Retry-After`` (which also pauses the whole
   budget). Other 4xx answers are never retried.
@@ -252,7 +253,9 @@ class PleoClient(PleoTransport):
         credentials are never sent (file URLs are pre-signed). The body is streamed and the
         transfer stops with :class:`AttachmentTooLarge` once it passes ``max_bytes``, and with
         :class:`DownloadTimedOut` once the whole download (every attempt) has taken
-        ``download_timeout`` seconds.
+        ``download_timeout`` seconds. At most ``download_concurrency`` downloads run at once
+        (the others wait their turn); they do not count against the API's request budget
+        unless the file is on the API's own origin.
         """
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
@@ -264,9 +267,14 @@ class PleoClient(PleoTransport):
             extensions={ENDPOINT_EXTENSION: DOWNLOAD_ENDPOINT},
         )
         deadline = self._download_timeout if self._download_timeout is not None else math.inf
-        with anyio.move_on_after(deadline) as scope:
-            _, body = await self._send(request, DOWNLOAD_ENDPOINT, auth=None, max_bytes=max_bytes)
-            return body
+        # The deadline starts once a download slot is free: waiting in line is not the
+        # server's slowness.
+        async with self.download_slots:
+            with anyio.move_on_after(deadline) as scope:
+                _, body = await self._send(
+                    request, DOWNLOAD_ENDPOINT, auth=None, max_bytes=max_bytes
+                )
+                return body
         assert scope.cancelled_caught
         raise DownloadTimedOut(
             f"download {loggable(target)} did not finish within {deadline:g} s "

@@ -78,6 +78,8 @@ class RequestBudget:
         self._starts: deque[float] = deque()
         self._paused_until = -math.inf
         self._lock = anyio.Lock()
+        self.granted = 0
+        """Slots claimed so far: every request that counted against this budget."""
         self.on_wait: Callable[[float, str], None] | None = None
         """Called before a wait of a second or more with its length and why: ``"budget"``
         (the requests per minute are used up) or ``"retry-after"`` (Pleo asked to pause)."""
@@ -110,6 +112,7 @@ class RequestBudget:
                     self._starts.popleft()
                 if len(self._starts) < self.requests_per_minute:
                     self._starts.append(now)
+                    self.granted += 1
                     return now - started
                 self._waiting(self._starts[0] + self.window_seconds - now, "budget")
                 await self._clock.sleep(self._starts[0] + self.window_seconds - now)

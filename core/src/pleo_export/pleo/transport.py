@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import anyio
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -123,6 +124,7 @@ class PleoTransport:
         timeout: float = 30.0,
         download_timeout: float | None = 300.0,
         download_hosts: Iterable[str] = (),
+        download_concurrency: int = 16,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
@@ -138,6 +140,10 @@ class PleoTransport:
         if download_timeout is not None and not download_timeout > 0:
             raise ValueError("download_timeout must be positive (or None for no deadline)")
         self._download_timeout = download_timeout
+        if download_concurrency < 1:
+            raise ValueError("download_concurrency must be at least 1")
+        self._download_concurrency = download_concurrency
+        self._download_slots: anyio.CapacityLimiter | None = None
         base_host = host_key(self._base_url.host, origin(self._base_url)[2])
         self._download_hosts = frozenset(
             {base_host, *(_normalise_host_entry(entry) for entry in download_hosts)}
@@ -180,6 +186,14 @@ class PleoTransport:
     async def aclose(self) -> None:
         """Close the underlying HTTP client (``async with`` does this for you)."""
         await self._http.aclose()
+
+    @property
+    def download_slots(self) -> anyio.CapacityLimiter:
+        """The downloads allowed in flight at once (``download_concurrency``), apart from
+        the API's request budget."""
+        if self._download_slots is None:  # created in the event loop, on first use
+            self._download_slots = anyio.CapacityLimiter(self._download_concurrency)
+        return self._download_slots
 
     def _is_api_origin(self, url: httpx.URL) -> bool:
         return origin(url) == origin(self._base_url)
