@@ -27,6 +27,7 @@ import pytest
 
 from pleo_export.testing import SCENARIO_IDS
 from tests.support.dists import make_distribution
+from tests.testing.suites.masterdata_suite import MASTER_DATA_SCENARIOS
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
@@ -41,6 +42,8 @@ KIT_TEST_CONNECTORS = {
     "ledger-file": "pleo_export_broken.ledger:LedgerFileConnector",
     "ledger-file-nolookup": "tests.testing.suites.variants:NoLookupConnector",
     "ledger-file-batch": "tests.testing.suites.variants:BatchConnector",
+    "memory-masterdata": "tests.testing.suites.masterdata_suite:MasterDataConnector",
+    "memory-masterdata-duplicating": "tests.testing.suites.masterdata_suite:DuplicatingConnector",
 }
 
 
@@ -241,6 +244,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     )
     targets += [f"{SUITES / 'batch_suite.py'}::TestConformance::test_{s}" for s in BATCH_SCENARIOS]
     targets += [
+        f"{SUITES / 'masterdata_suite.py'}::{suite}::test_{s}"
+        for suite in ("TestConformance", "TestDuplicating")
+        for s in MASTER_DATA_SCENARIOS
+    ]
+    targets += [
         f"{MISCONFIGURED}::{node}"
         for node in (
             "TestExemptWithoutReason::test_happy_journal",
@@ -259,7 +267,11 @@ def test_broken_connector_fails_the_kit_naming_the_scenario(
     session: Session, verdict: Verdict
 ) -> None:
     outcomes = session.outcomes(verdict.module)
-    assert set(outcomes) == set(SCENARIO_IDS), "every scenario applies to the ledger connectors"
+    assert set(outcomes) == set(SCENARIO_IDS), "every scenario is in the report"
+    # The ledger connectors keep no master data: those scenarios do not apply to them.
+    skipped = {s for s, case in outcomes.items() if case.outcome == "skipped"}
+    assert skipped == set(MASTER_DATA_SCENARIOS)
+    outcomes = {s: case for s, case in outcomes.items() if s not in skipped}
     failed = {scenario for scenario, case in outcomes.items() if case.outcome == "failed"}
     assert verdict.failed <= failed, f"{verdict.connector_id} passed {verdict.failed - failed}"
     unexpected = failed - verdict.failed - verdict.may_also_fail
@@ -277,7 +289,12 @@ def test_broken_connector_fails_the_kit_naming_the_scenario(
 
 def test_the_correct_connector_they_derive_from_passes_every_scenario(session: Session) -> None:
     outcomes = session.outcomes("reference_suite")
-    assert {s: c.outcome for s, c in outcomes.items()} == dict.fromkeys(SCENARIO_IDS, "passed")
+    expected = dict.fromkeys(SCENARIO_IDS, "passed") | dict.fromkeys(
+        MASTER_DATA_SCENARIOS, "skipped"
+    )
+    assert {s: c.outcome for s, c in outcomes.items()} == expected
+    message = session.case("reference_suite", "test_read_vendors").message
+    assert "not applicable: the connector does not declare read_vendors" in message
 
 
 def test_without_lookup_an_interrupted_item_fails_instead_of_being_posted_again(
@@ -295,10 +312,11 @@ def test_a_batch_connector_passes_with_the_crash_after_a_batch(session: Session)
 def test_the_memory_connector_passes_with_written_exemptions(session: Session) -> None:
     outcomes = {s: c.outcome for s, c in session.outcomes("memory_suite").items()}
     exempt = {"unknown_vendor", "unknown_tax_code", "closed_period", "target_unreachable_precheck"}
-    assert {s for s, o in outcomes.items() if o == "skipped"} == exempt | {"attachment_over_limit"}
-    assert {s for s, o in outcomes.items() if o == "passed"} == set(SCENARIO_IDS) - exempt - {
-        "attachment_over_limit"
-    }
+    not_applicable = {"attachment_over_limit", *MASTER_DATA_SCENARIOS}
+    assert {s for s, o in outcomes.items() if o == "skipped"} == exempt | not_applicable
+    assert {s for s, o in outcomes.items() if o == "passed"} == set(SCENARIO_IDS) - exempt - (
+        not_applicable
+    )
     attachment = session.case("memory_suite", "test_attachment_over_limit").message
     assert "not applicable: the connector declares no limits.max_attachment_bytes" in attachment
     assert "exempt: the memory target has no accounting periods" in (
@@ -306,18 +324,47 @@ def test_the_memory_connector_passes_with_written_exemptions(session: Session) -
     )
 
 
+def test_a_connector_keeping_master_data_passes_the_master_data_scenarios(
+    session: Session,
+) -> None:
+    outcomes = {s: c.outcome for s, c in session.outcomes("TestConformance").items()}
+    assert {s: outcomes.get(s) for s in MASTER_DATA_SCENARIOS} == dict.fromkeys(
+        MASTER_DATA_SCENARIOS, "passed"
+    )
+
+
+def test_duplicated_vendors_and_tax_codes_fail_the_master_data_scenarios(
+    session: Session,
+) -> None:
+    outcomes = session.outcomes("TestDuplicating")
+    assert {s: c.outcome for s, c in outcomes.items()} == {
+        "read_vendors": "passed",
+        "read_dimensions": "passed",
+        "read_tax_codes": "failed",
+        "create_vendor_idempotent": "failed",
+    }
+    assert "list_tax_codes() answers the tax code 'S20' more than once" in (
+        outcomes["read_tax_codes"].message
+    )
+    message = outcomes["create_vendor_idempotent"].message
+    assert message.startswith("Failed: create_vendor_idempotent: ")
+    assert "the same draft twice made two vendors" in message
+    assert "after a restart the same draft made another vendor" in message
+    assert "made another vendor" in message
+
+
 def test_the_summary_prints_each_exemption_and_the_counts(session: Session) -> None:
     out = session.stdout
     assert "pleo-export conformance" in out
     assert (
         "connector 'memory' (TestConformance): 7 scenarios run, 7 passed, 0 failed; "
-        "4 exempted; 1 not applicable" in out
+        "4 exempted; 5 not applicable" in out
     )
     assert "  exempt closed_period: the memory target has no accounting periods" in out
     assert "  not applicable attachment_over_limit: the connector declares no" in out
     assert (
         "connector 'ledger-file' (TestConformance): 12 scenarios run, 12 passed, 0 failed; "
-        "0 exempted; 0 not applicable" in out
+        "0 exempted; 4 not applicable" in out
     )
     assert (
         "connector 'broken-double-post' (TestConformance): 12 scenarios run, 11 passed, 1 failed"

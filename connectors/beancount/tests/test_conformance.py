@@ -92,8 +92,9 @@ class TestConformance(ConformanceSuite):
     connector_id = "beancount"
     exempt = {
         "unknown_tax_code": (
-            "beancount has no tax-code table: the connector keeps Pleo's tax code as posting "
-            "metadata, so no tax code is unknown to the ledger"
+            "beancount books tax to accounts, not to tax codes: the connector keeps Pleo's tax "
+            "code as posting metadata, so no tax code is unknown to the ledger (the "
+            "pleo-tax-code directives are master data for sync only)"
         ),
         "target_unreachable_precheck": (
             "the target is a local ledger file, not a service: there is nothing to be "

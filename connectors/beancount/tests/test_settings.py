@@ -80,6 +80,10 @@ def test_manifest():
         "accounts_payable",
         "attachments",
         "lookup_by_reference",
+        "read_vendors",
+        "read_tax_codes",
+        "read_dimensions",
+        "create_vendors",
     }
 
 

@@ -62,6 +62,7 @@ from pleo_export.pleo.models import (
     ExportJobItemFailureReasonType,
     ExportJobItemStatus,
     ExportJobStatus,
+    TaxType,
     format_timestamp,
 )
 from pleo_export.role_accounts import RoleAccountSettings
@@ -149,6 +150,7 @@ __all__ = [
     "SettlementRequest",
     "SupportsScaffold",
     "TargetTemporarilyUnavailable",
+    "TaxType",
     "VendorDraft",
     "VendorRef",
     "__version__",

@@ -201,6 +201,24 @@ class PostedEntry:
     exported_at: datetime | None
 
 
+@dataclass(frozen=True)
+class CustomDirective:
+    """A ``custom`` directive (``2000-01-01 custom "pleo-tax-code" "S20"``) as text values."""
+
+    type: str
+    date: date
+    values: tuple[str, ...]
+    meta: Mapping[str, str]
+    filename: str | None = None
+    lineno: int | None = None
+
+    def where(self) -> str:
+        """``file:line`` of the directive, for messages."""
+        if self.filename is None:
+            return "the ledger"
+        return f"{self.filename}:{self.lineno}"
+
+
 @dataclass
 class LoadedLedger:
     """The result of loading the main ledger."""
@@ -212,6 +230,8 @@ class LoadedLedger:
     errors: list[str]
     operating_currencies: tuple[str, ...]
     payables: PayableIndex = field(default_factory=PayableIndex)
+    customs: tuple[CustomDirective, ...] = ()
+    """The ``custom`` directives, in date order (master data: tax codes, dimensions)."""
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -248,8 +268,11 @@ def load_ledger(path: Path) -> LoadedLedger:
     closes: dict[str, date] = {}
     posted: dict[str, PostedEntry] = {}
     payables = PayableIndex()
+    customs: list[CustomDirective] = []
     for entry in entries:
-        if isinstance(entry, data.Open):
+        if isinstance(entry, data.Custom):
+            customs.append(_custom(entry))
+        elif isinstance(entry, data.Open):
             opens.setdefault(entry.account, entry)
         elif isinstance(entry, data.Close):
             closes.setdefault(entry.account, entry.date)
@@ -308,4 +331,27 @@ def load_ledger(path: Path) -> LoadedLedger:
         errors=[_format_error(e) for e in errors],
         operating_currencies=tuple(options.get("operating_currency", ())),
         payables=payables,
+        customs=tuple(customs),
+    )
+
+
+def _custom(entry: Any) -> CustomDirective:
+    values = []
+    for value in entry.values or ():
+        raw = getattr(value, "value", value)
+        values.append(meta_text(raw) or "")
+    meta = entry.meta or {}
+    return CustomDirective(
+        type=str(entry.type),
+        date=entry.date,
+        values=tuple(values),
+        meta={
+            key: text
+            for key, value in meta.items()
+            if key not in ("filename", "lineno")
+            and (text := str(value).upper() if isinstance(value, bool) else meta_text(value))
+            is not None
+        },
+        filename=meta.get("filename"),
+        lineno=meta.get("lineno"),
     )

@@ -12,6 +12,9 @@ from typing import Any, ClassVar
 import anyio.to_thread
 
 from pleo_export import (
+    AccountingDimension,
+    AccountingTaxCode,
+    AccountingVendor,
     BookedInvoice,
     Capability,
     Connector,
@@ -31,6 +34,7 @@ from pleo_export import (
     ResolvedPosting,
     Role,
     TargetTemporarilyUnavailable,
+    VendorDraft,
     decimals,
     format_timestamp,
     settle_payment,
@@ -39,6 +43,7 @@ from pleo_export import (
 )
 from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES, extension_for, too_large
+from pleo_export_beancount import masterdata
 from pleo_export_beancount.chart import LoadedLedger, PayableIndex, load_ledger
 from pleo_export_beancount.documents import remove_documents, write_document
 from pleo_export_beancount.output import OutputFile, disk_full, out_of_space
@@ -116,6 +121,10 @@ class BeancountConnector(Connector[BeancountSettings]):
                 Capability.ACCOUNTS_PAYABLE,
                 Capability.ATTACHMENTS,
                 Capability.LOOKUP_BY_REFERENCE,
+                Capability.READ_VENDORS,
+                Capability.READ_TAX_CODES,
+                Capability.READ_DIMENSIONS,
+                Capability.CREATE_VENDORS,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES),
@@ -188,6 +197,36 @@ class BeancountConnector(Connector[BeancountSettings]):
                 external_url=f"{Path(posted.filename).absolute().as_uri()}#L{posted.lineno}",
                 exported_at=exported_at,
             )
+
+    # --- master data (see pleo_export_beancount.masterdata) --------------------------------
+
+    async def list_vendors(self) -> list[AccountingVendor]:
+        """Accounts whose ``open`` carries vendor metadata; closed ones are archived."""
+        return masterdata.list_vendors(self._require_ledger(), self._now().date())
+
+    async def list_tax_codes(self) -> list[AccountingTaxCode]:
+        """The ledger's ``custom "pleo-tax-code"`` directives."""
+        return masterdata.list_tax_codes(self._require_ledger())
+
+    async def list_dimensions(self) -> list[AccountingDimension]:
+        """The ledger's ``custom "pleo-dimension"`` and ``"pleo-dimension-value"`` directives."""
+        return masterdata.list_dimensions(self._require_ledger())
+
+    async def create_vendor(self, draft: VendorDraft) -> AccountingVendor:
+        """Open a payable account for ``draft`` in the output file, unless the ledger has one
+        for it already (same Pleo vendor, tax number or name): then answer that one."""
+        self._require_ledger()
+        return await anyio.to_thread.run_sync(self._create_vendor_sync, draft)
+
+    def _create_vendor_sync(self, draft: VendorDraft) -> AccountingVendor:
+        vendor, self._ledger, created = masterdata.create_vendor(
+            self._output, self.settings, draft, self._now().date()
+        )
+        if created:
+            self.context.logger.info(
+                "opened %s for vendor %r (code %s)", vendor.external_id, draft.name, vendor.code
+            )
+        return vendor
 
     async def verify(self) -> list[str]:
         """Load the whole ledger with beancount and return its errors (empty when clean)."""

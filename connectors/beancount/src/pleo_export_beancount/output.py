@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -196,7 +196,13 @@ class OutputFile:
         Raises :class:`TargetTemporarilyUnavailable` when nothing was written (a partial write
         is truncated away) and :class:`OutcomeUncertain` when that cannot be guaranteed.
         """
-        data = text.encode("utf-8")
+        start = self.append_built(lambda: text)
+        return 0 if start is None else start  # never None: the text is always written
+
+    def append_built(self, build: Callable[[], str | None]) -> int | None:
+        """Like :meth:`append`, with the text built by ``build`` while the file is locked, so
+        that what it decides from the ledger holds when it is written (``None``: write
+        nothing and answer ``None``)."""
         created = not self.path.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +216,10 @@ class OutputFile:
             ) from error
         try:
             with _locked(fd):
+                text = build()
+                if text is None:
+                    return None
+                data = text.encode("utf-8")
                 size = os.fstat(fd).st_size
                 if size != self._size:
                     self._lines = self.path.read_bytes()[:size].count(b"\n")

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pleo_export import AccountingDimension, AccountingTaxCode, DimensionValue, TaxType
 from pleo_export_beancount.render import quote
 from pleo_export_beancount.resolve import ROLE_SETTINGS
 from pleo_export_beancount.settings import (
@@ -38,6 +39,10 @@ class StarterVendor:
     tax_number: str | None = None
     account: str | None = None
     """Default: ``<accounts_payable_account>:<Name>`` derived from ``name``."""
+    currency: str | None = None
+    """The vendor's default currency (``vendor-currency``); default the operating currency."""
+    country: str | None = None
+    registration_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class StarterChart:
     accounts: Sequence[StarterAccount | tuple[str, str]] = ()
     """Accounts with their Pleo codes; ``(account, pleo_code)`` tuples are accepted."""
     vendors: Sequence[StarterVendor] = ()
+    tax_codes: Sequence[AccountingTaxCode] = ()
+    """Written as ``custom "pleo-tax-code"`` directives."""
+    dimensions: Sequence[AccountingDimension] = ()
+    """Written as ``custom "pleo-dimension"`` and ``"pleo-dimension-value"`` directives."""
     open_date: date = date(2000, 1, 1)
     title: str = "Pleo export"
     extra_roles: dict[str, str] = field(default_factory=dict)
@@ -118,6 +127,9 @@ def write_starter_ledger(
             ("vendor-code", vendor.code),
             ("vendor-external-id", vendor.external_id),
             ("vendor-tax-number", vendor.tax_number),
+            ("vendor-registration-number", vendor.registration_number),
+            ("vendor-currency", vendor.currency),
+            ("vendor-country", vendor.country),
         ):
             if value:
                 meta[key] = value
@@ -141,11 +153,46 @@ def write_starter_ledger(
         lines.append(f"{chart.open_date.isoformat()} open {account}")
         for key, value in opens[account].items():
             lines.append(f"  {key}: {quote(value)}")
+    lines += _master_data(chart)
     ledger.write_text("\n".join(lines) + "\n", encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
     if not output.exists():
         output.touch()
     return ledger
+
+
+def _master_data(chart: StarterChart) -> list[str]:
+    """The ``custom`` directives of the chart's tax codes and dimensions."""
+    day = chart.open_date.isoformat()
+    lines: list[str] = []
+    for tax in chart.tax_codes:
+        lines += [
+            f'{day} custom "pleo-tax-code" {quote(tax.code)}',
+            f"  name: {quote(tax.name)}",
+            f'  rate: "{tax.rate}"',
+            f'  type: "{tax.type.value}"',
+        ]
+        if tax.ingoing_tax_account:
+            lines.append(f"  ingoing-tax-account: {quote(tax.ingoing_tax_account)}")
+        if tax.outgoing_tax_account:
+            lines.append(f"  outgoing-tax-account: {quote(tax.outgoing_tax_account)}")
+        if tax.archived:
+            lines.append("  archived: TRUE")
+    for dimension in chart.dimensions:
+        lines += [
+            f'{day} custom "pleo-dimension" {quote(dimension.code)}',
+            f"  name: {quote(dimension.name)}",
+        ]
+        if dimension.archived:
+            lines.append("  archived: TRUE")
+        for value in dimension.values:
+            lines += [
+                f'{day} custom "pleo-dimension-value" {quote(dimension.code)} {quote(value.code)}',
+                f"  name: {quote(value.name)}",
+            ]
+            if value.archived:
+                lines.append("  archived: TRUE")
+    return ([""] if lines else []) + lines
 
 
 def starter_from_chart(chart: Any, currency: str) -> StarterChart:
@@ -169,7 +216,35 @@ def starter_from_chart(chart: Any, currency: str) -> StarterChart:
             code=v.code,
             external_id=v.external_id,
             tax_number=v.tax_registration_number,
+            currency=v.default_currency,
+            country=v.country,
+            registration_number=v.registration_number,
         )
         for v in chart.vendors
     ]
-    return StarterChart(currency=currency, accounts=accounts, vendors=vendors)
+    tax_codes = [
+        AccountingTaxCode(
+            code=t.code,
+            name=t.name,
+            rate=t.rate,
+            type=TaxType(t.type),
+            ingoing_tax_account=t.ingoing_tax_account,
+            outgoing_tax_account=t.outgoing_tax_account,
+        )
+        for t in chart.tax_codes
+    ]
+    dimensions = [
+        AccountingDimension(
+            code=g.code,
+            name=g.name,
+            values=tuple(DimensionValue(code=v.code, name=v.name) for v in g.tags),
+        )
+        for g in chart.tag_groups
+    ]
+    return StarterChart(
+        currency=currency,
+        accounts=accounts,
+        vendors=vendors,
+        tax_codes=tax_codes,
+        dimensions=dimensions,
+    )

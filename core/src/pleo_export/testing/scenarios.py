@@ -25,6 +25,12 @@ from pleo_export.testing.scenarios_booking import (
     pleo_429_storm,
     rounding_residual,
 )
+from pleo_export.testing.scenarios_masterdata import (
+    create_vendor_idempotent,
+    read_dimensions,
+    read_tax_codes,
+    read_vendors,
+)
 from pleo_export.testing.scenarios_refusals import (
     attachment_over_limit,
     closed_period,
@@ -121,6 +127,30 @@ SCENARIOS: dict[str, Scenario] = {
             "the target cannot be reached during pre-export validation",
             frozenset(),
             run=target_unreachable_precheck,
+        ),
+        Scenario(
+            "read_vendors",
+            "list_vendors answers the target's vendors, each code once",
+            frozenset({Capability.READ_VENDORS}),
+            run=read_vendors,
+        ),
+        Scenario(
+            "read_tax_codes",
+            "list_tax_codes answers valid tax codes, each code once",
+            frozenset({Capability.READ_TAX_CODES}),
+            run=read_tax_codes,
+        ),
+        Scenario(
+            "read_dimensions",
+            "list_dimensions answers dimensions and values, each code once",
+            frozenset({Capability.READ_DIMENSIONS}),
+            run=read_dimensions,
+        ),
+        Scenario(
+            "create_vendor_idempotent",
+            "a draft vendor created twice (and after a restart) is one vendor, then listed",
+            frozenset({Capability.CREATE_VENDORS}),
+            run=create_vendor_idempotent,
         ),
     )
 }

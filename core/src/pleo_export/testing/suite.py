@@ -190,6 +190,10 @@ class ConformanceSuite:
     test_rounding_residual = _scenario_test("rounding_residual")
     test_pleo_429_storm = _scenario_test("pleo_429_storm")
     test_target_unreachable_precheck = _scenario_test("target_unreachable_precheck")
+    test_read_vendors = _scenario_test("read_vendors")
+    test_read_tax_codes = _scenario_test("read_tax_codes")
+    test_read_dimensions = _scenario_test("read_dimensions")
+    test_create_vendor_idempotent = _scenario_test("create_vendor_idempotent")
 
 
 __all__ = ["PLUGIN", "PROPERTY", "ConformanceSuite", "validate_suite"]
