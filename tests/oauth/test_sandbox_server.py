@@ -142,7 +142,7 @@ async def test_authorize_never_redirects_to_an_unverified_uri(
         ({"code_challenge_method": None}, "invalid_request"),
         ({"code_challenge": "too-short"}, "invalid_request"),
         ({"response_type": "token"}, "unsupported_response_type"),
-        ({"scope": "export-jobs:read vendors:write"}, "invalid_scope"),
+        ({"scope": "export-jobs:read cards:write"}, "invalid_scope"),
         ({"scope": None}, "invalid_scope"),
     ],
 )

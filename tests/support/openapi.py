@@ -1,4 +1,5 @@
-"""Pleo's Export API OpenAPI spec as an executable contract for tests.
+"""Pleo's OpenAPI specs (Export API, and the Vendors, Tax Code, Tags and Webhook
+Subscriptions APIs) as an executable contract for tests.
 
 :class:`OpenApiContract` validates requests (path and query parameters, JSON body) and
 responses (status declared, body matching the schema) of the Export API. Use
@@ -6,9 +7,15 @@ responses (status declared, body matching the schema) of the Export API. Use
 checked: a response that breaks the spec fails the test, and so does a request that breaks
 the spec which the sandbox nevertheless accepted (2xx), because the real API might not.
 
-The spec is read from ``$PLEO_OPENAPI_DIR/pleo-export-openapi.yml`` (default
-``<repo root>/../shared/pleo-openapi/``). Without it tests are skipped, except under CI
-(``$CI`` set), where a missing spec is a failure.
+The specs are read from ``$PLEO_OPENAPI_DIR`` (default ``<repo root>/../shared/pleo-openapi/``):
+``pleo-export-openapi.yml`` and the master-data specs of :data:`MASTER_DATA_SPECS`. The
+contract checks each exchange against the spec that declares its path. Without the Export API
+spec (or any master-data spec) tests are skipped, except under CI (``$CI`` set), where a
+missing spec is a failure.
+
+The master-data specs leave error bodies out (a ``404`` with no content, or only a ``default``
+answer shaped like success); an error status they declare, or any 4xx of an operation that
+only has ``default``, may carry an ``ExceptionInfo`` body.
 """
 
 from __future__ import annotations
@@ -26,6 +33,18 @@ import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 SPEC_FILE = "pleo-export-openapi.yml"
+MASTER_DATA_SPECS = (
+    "pleo-vendors-openapi.yml",
+    "pleo-tax-code-openapi.yml",
+    "pleo-tags-openapi.yml",
+    "pleo-webhook-subscriptions-openapi.yml",
+)
+EXCEPTION_INFO: dict[str, Any] = {
+    "required": ["type"],
+    "type": "object",
+    "properties": {"message": {"type": "string"}, "type": {"type": "string"}},
+}
+"""The Export API's ``ExceptionInfo``; the error body of every sandbox answer."""
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 UNDECLARED_ERROR_STATUSES = frozenset({401, 403, 429})
@@ -38,6 +57,13 @@ SANDBOX_DEVIATIONS: Mapping[tuple[str, str], Mapping[int, str]] = {
     ("GET", "/v3/export-job-items"): {400: "accounting_entry_id is required by the sandbox"},
     ("GET", "/v3/export-jobs"): {400: "a cursor this server did not issue"},
     ("GET", "/v3/export-jobs/{jobId}/items"): {400: "a cursor this server did not issue"},
+    ("POST", "/v1/vendors"): {400: "checks beyond the spec: currency, country, empty name"},
+    ("POST", "/v1/vendors:search"): {400: "a cursor this server did not issue"},
+    ("POST", "/v1/vendors/{id}:activate"): {
+        400: "checks beyond the spec: empty externalId",
+        409: "code or externalId used by another vendor",
+    },
+    ("GET", "/v1/subscriptions"): {400: "a cursor this server did not issue"},
 }
 """Statuses the sandbox answers where the spec is silent, each with an ``ExceptionInfo`` body
 and a documented reason. Anything else undeclared is a contract violation."""
@@ -49,23 +75,32 @@ def spec_dir() -> Path:
 
 
 def require_contract() -> OpenApiContract:
-    """The contract, or skip the test (fail under CI) when the spec is not available."""
-    path = spec_dir() / SPEC_FILE
-    if not path.is_file():
-        reason = (
-            f"Pleo's OpenAPI spec is not at {path}; set PLEO_OPENAPI_DIR to the folder "
-            f"holding {SPEC_FILE}"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return load_contract(path)
+    """The contract, or skip the test (fail under CI) when a spec is not available."""
+    folder = spec_dir()
+    for name in (SPEC_FILE, *MASTER_DATA_SPECS):
+        path = folder / name
+        if not path.is_file():
+            reason = (
+                f"Pleo's OpenAPI spec is not at {path}; set PLEO_OPENAPI_DIR to the folder "
+                f"holding {SPEC_FILE} and {', '.join(MASTER_DATA_SPECS)}"
+            )
+            if os.environ.get("CI"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return load_contract(folder)
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        spec: dict[str, Any] = yaml.safe_load(handle)
+    return spec
 
 
 @cache
-def load_contract(path: Path) -> OpenApiContract:
-    with path.open(encoding="utf-8") as handle:
-        return OpenApiContract(yaml.safe_load(handle))
+def load_contract(folder: Path) -> OpenApiContract:
+    """The Export API contract, with the master-data specs' operations checked too."""
+    others = [OpenApiContract(_read_spec(folder / name)) for name in MASTER_DATA_SPECS]
+    return OpenApiContract(_read_spec(folder / SPEC_FILE), others=others)
 
 
 class ContractViolation(AssertionError):
@@ -81,8 +116,11 @@ class Operation:
 
 
 class OpenApiContract:
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], *, others: Iterable[OpenApiContract] = ()) -> None:
         self.spec = spec
+        self.title: str = spec.get("info", {}).get("title", "OpenAPI")
+        self.others = list(others)
+        """Contracts of other specs; an operation this spec lacks is checked against them."""
         self._prepared: dict[str, Any] = {}
         self._validators: dict[int, OAS30Validator] = {}
         routes = []
@@ -155,6 +193,13 @@ class OpenApiContract:
 
     # --- operations ---------------------------------------------------------------------------
 
+    def owner(self, method: str, path: str) -> OpenApiContract | None:
+        """The contract (this one or one of :attr:`others`) whose spec has the operation."""
+        for contract in (self, *self.others):
+            if contract.operation(method, path) is not None:
+                return contract
+        return None
+
     def operation(self, method: str, path: str) -> Operation | None:
         for route_method, template, regex, definition in self._routes:
             match = regex.match(path)
@@ -166,6 +211,9 @@ class OpenApiContract:
         self, method: str, path: str, query: Mapping[str, Iterable[str]], body: Any
     ) -> list[str]:
         """Where a request breaks the spec: unknown operation, parameters, body."""
+        owner = self.owner(method, path)
+        if owner is not None and owner is not self:
+            return owner.request_errors(method, path, query, body)
         op = self.operation(method, path)
         if op is None:
             return [f"{method} {path} is not an operation of the spec"]
@@ -224,14 +272,29 @@ class OpenApiContract:
         content_type: str | None = None,
     ) -> list[str]:
         """Where a response breaks the spec: undeclared status, body not matching its schema."""
+        owner = self.owner(method, path)
+        if owner is not None and owner is not self:
+            return owner.response_errors(
+                method,
+                path,
+                status,
+                body,
+                request_invalid=request_invalid,
+                content_type=content_type,
+            )
         op = self.operation(method, path)
         if op is None:
             return [f"{method} {path} is not an operation of the spec"]
         where = f"{op.method} {op.template} -> {status}:"
-        declared = op.definition.get("responses", {}).get(str(status))
+        responses = op.definition.get("responses", {})
+        declared = responses.get(str(status))
+        if declared is None and "default" in responses and 200 <= status < 300:
+            declared = responses["default"]
         if declared is not None:
             content = declared.get("content")
-            if not content:
+            if not content or next(iter(content.values())).get("schema") is None:
+                if body is not None and status >= 400:
+                    return self.schema_errors(EXCEPTION_INFO, body, where)
                 return (
                     []
                     if body is None
@@ -247,10 +310,11 @@ class OpenApiContract:
             or status >= 500
             or (status == 400 and request_invalid)
             or status in SANDBOX_DEVIATIONS.get((op.method, op.template), {})
+            or ("default" in responses and 400 <= status < 500)
         )
         if not allowed:
             return [f"{where} status {status} is not declared for this operation"]
-        return self.schema_errors(self.schema("ExceptionInfo"), body, where)
+        return self.schema_errors(EXCEPTION_INFO, body, where)
 
     def check_exchange(self, record: Any) -> None:
         """Raise :class:`ContractViolation` if a recorded exchange breaks the spec.
@@ -277,9 +341,10 @@ class OpenApiContract:
             )
         if problems:
             summary = "\n  ".join(problems)
+            owner = self.owner(record.method, record.path) or self
             raise ContractViolation(
-                f"{record.method} {record.path} ({record.status}) breaks the Export API spec:\n"
-                f"  {summary}"
+                f"{record.method} {record.path} ({record.status}) breaks the {owner.title} "
+                f"spec:\n  {summary}"
             )
 
 

@@ -52,6 +52,9 @@ from pleo_export_sandbox.config import (
     SandboxConfig,
 )
 from pleo_export_sandbox.faults import ArmedFault, FaultInjector, FaultRule
+from pleo_export_sandbox.masterdata_jobs import MasterDataOperations, restyle_items
+from pleo_export_sandbox.masterdata_routes import MasterDataApi
+from pleo_export_sandbox.masterdata_store import MasterDataStore
 from pleo_export_sandbox.oauth import OAuthServer
 from pleo_export_sandbox.organisations import add_organisation_key
 from pleo_export_sandbox.paging import RateLimiter
@@ -69,7 +72,7 @@ from pleo_export_sandbox.records import (
 from pleo_export_sandbox.routes import ExportApi
 from pleo_export_sandbox.store import Store
 from pleo_export_sandbox.transport import SandboxTransport, call_buffered
-from pleo_export_sandbox.webhooks import WebhookEmitter
+from pleo_export_sandbox.webhooks import Subscription, WebhookEmitter
 from pleo_export_sandbox.wire import (
     CompanyParams,
     FaultParams,
@@ -99,7 +102,7 @@ class _SandboxApp:
         await self._handle(scope, receive, send)
 
 
-class Sandbox(ExportApi):
+class Sandbox(ExportApi, MasterDataApi, MasterDataOperations):
     """An in-process simulator of Pleo's Export API v3 (see the package docstring)."""
 
     def __init__(
@@ -123,6 +126,11 @@ class Sandbox(ExportApi):
         self.webhooks = WebhookEmitter()
         """``v1.export-job.created`` deliveries: subscribe a URL, then ``await deliver()``."""
         self.store.on_job_created.append(self.webhooks.job_created)
+        self.masterdata = MasterDataStore(self.store.now, seed=self.config.seed_master_data)
+        """Vendors, tax codes, tags and API webhook subscriptions per company."""
+        self._targets: dict[str, Subscription] = {}
+        self.webhooks.api_subscribers = self.api_subscribers
+        self.masterdata.on_vendor_created.append(self._vendor_created)
         self.requests: list[RequestRecord] = []
         self.on_exchange: Callable[[RequestRecord], None] | None = None
         self.base_url = self.config.base_url
@@ -180,9 +188,14 @@ class Sandbox(ExportApi):
         unknown_account_rate: float = 0.0,
         multi_currency_rate: float = 0.2,
         attachments: bool = True,
+        from_master_data: bool = False,
     ) -> ExportJob:
         """Generate ``count`` accounting entries and queue them in a new pending job, as a user
-        clicking Export in Pleo would. Raises :class:`ApiError` (409) if a job is unfinished."""
+        clicking Export in Pleo would. Raises :class:`ApiError` (409) if a job is unfinished.
+
+        ``from_master_data`` points the items' vendors, tax codes and tags at the company's
+        current Vendors, Tax Code and Tags data (:func:`~pleo_export_sandbox.masterdata_jobs.
+        restyle_items`) instead of the demo chart's."""
         running = self.store.unfinished_job(company_id)
         if running is not None:
             raise ApiError(
@@ -199,6 +212,7 @@ class Sandbox(ExportApi):
             unknown_account_rate=unknown_account_rate,
             multi_currency_rate=multi_currency_rate,
             attachments=attachments,
+            from_master_data=from_master_data,
         )
         return self.create_job(
             company_id, ids, vendor_based_bookkeeping, employee_id=DEMO_CHART.people[0].id
@@ -214,6 +228,7 @@ class Sandbox(ExportApi):
         unknown_account_rate: float = 0.0,
         multi_currency_rate: float = 0.2,
         attachments: bool = True,
+        from_master_data: bool = False,
     ) -> ExportJob | None:
         """Like :meth:`queue_export`, but when the company has an unfinished job the export
         waits (Pleo's export queue) and becomes a pending job once that job finishes. Returns
@@ -227,12 +242,21 @@ class Sandbox(ExportApi):
             unknown_account_rate=unknown_account_rate,
             multi_currency_rate=multi_currency_rate,
             attachments=attachments,
+            from_master_data=from_master_data,
         )
         export = ScheduledExport(ids, vendor_based_bookkeeping, created_by=DEMO_CHART.people[0].id)
         job = self.store.schedule(company_id, export)
         return job.to_model() if job is not None else None
 
-    def _generate(self, company_id: str, count: int, seed: int, **options: Any) -> list[str]:
+    def _generate(
+        self,
+        company_id: str,
+        count: int,
+        seed: int,
+        *,
+        from_master_data: bool = False,
+        **options: Any,
+    ) -> list[str]:
         company = self.store.company(company_id)
         items = generator.generate_items(
             company_id,
@@ -244,6 +268,8 @@ class Sandbox(ExportApi):
             large_file_size=self.config.large_file_size,
             **options,
         )
+        if from_master_data:
+            items = restyle_items(items, self.master_data(company_id), f"{company_id}:{seed}")
         return self.store.add_entries(company_id, items)
 
     def create_job(
@@ -407,9 +433,15 @@ class Sandbox(ExportApi):
                 plain(self._admin_export),
                 methods=["POST"],
             ),
+            Route(
+                "/_sandbox/companies/{companyId}/vendors",
+                plain(self._admin_draft_vendor),
+                methods=["POST"],
+            ),
             Route("/_sandbox/faults", plain(self._admin_add_fault), methods=["POST"]),
             Route("/_sandbox/faults", plain(self._admin_clear_faults), methods=["DELETE"]),
             Route("/_sandbox/state", plain(self._admin_state), methods=["GET"]),
+            *self.master_data_routes(api),
             *self.oauth.routes(),
         ]
 

@@ -73,6 +73,9 @@ class SandboxConfig:
     """Seconds every file download (``/_sandbox/files/...`` on ``files_base_url``) waits before
     it is answered
     (0 to ``MAX_LATENCY``)."""
+    seed_master_data: bool = True
+    """Whether each company's vendors, tax codes and tag groups (the Vendors, Tax Code and
+    Tags APIs) start as the demo chart's; off, they start empty."""
 
     def __post_init__(self) -> None:
         for name in ("api_latency", "file_latency"):

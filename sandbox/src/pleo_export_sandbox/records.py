@@ -19,7 +19,30 @@ Clock = Callable[[], float]
 SCOPE_JOBS_READ = "export-jobs:read"
 SCOPE_JOBS_WRITE = "export-jobs:write"
 SCOPE_ITEMS_READ = "export-items:read"
-ALL_SCOPES = frozenset({SCOPE_JOBS_READ, SCOPE_JOBS_WRITE, SCOPE_ITEMS_READ})
+EXPORT_SCOPES = frozenset({SCOPE_JOBS_READ, SCOPE_JOBS_WRITE, SCOPE_ITEMS_READ})
+SCOPE_VENDORS_READ = "vendors:read"
+SCOPE_VENDORS_WRITE = "vendors:write"
+# Pleo does not name the scopes of the Tax Code, Tags and Webhook Subscriptions APIs; these
+# are the sandbox's guesses in the same style.
+SCOPE_TAX_CODES_READ = "tax-codes:read"
+SCOPE_TAX_CODES_WRITE = "tax-codes:write"
+SCOPE_TAGS_READ = "tags:read"
+SCOPE_TAGS_WRITE = "tags:write"
+SCOPE_WEBHOOKS_READ = "webhooks:read"
+SCOPE_WEBHOOKS_WRITE = "webhooks:write"
+MASTER_DATA_SCOPES = frozenset(
+    {
+        SCOPE_VENDORS_READ,
+        SCOPE_VENDORS_WRITE,
+        SCOPE_TAX_CODES_READ,
+        SCOPE_TAX_CODES_WRITE,
+        SCOPE_TAGS_READ,
+        SCOPE_TAGS_WRITE,
+        SCOPE_WEBHOOKS_READ,
+        SCOPE_WEBHOOKS_WRITE,
+    }
+)
+ALL_SCOPES = EXPORT_SCOPES | MASTER_DATA_SCOPES
 
 UPDATE_LIMIT = 100
 """Most items one ``PUT /v3/export-jobs/{jobId}/items`` may carry (413 above it)."""

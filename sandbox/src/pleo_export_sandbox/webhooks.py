@@ -8,6 +8,16 @@ would. ``duplicate=True`` sends every delivery twice, to exercise the receiver's
 
 Pleo does not document its retry schedule or body wrapping; the body here is
 ``{"data": <ExportJob>, "eventId": ..., "eventType": "v1.export-job.created"}``.
+
+``v1.vendor.created`` (a vendor created in Pleo as a ``DRAFT``) is delivered the same way with
+the vendor (``VendorResponse``, ``state: "DRAFT"``, no ``code``) as ``data``. Pleo names the event
+and says ``data`` is the resource as it was when the event happened; the envelope and the
+signature are inferred from the export event.
+
+Two kinds of subscription receive events: those added here with :meth:`WebhookEmitter.subscribe`
+(every event of every company, as configured for a test or the demo), and the ``ACTIVE``
+subscriptions made through the Webhook Subscriptions API, which receive the events they name
+for their own company only (``api_subscribers`` looks them up).
 """
 
 from __future__ import annotations
@@ -19,8 +29,9 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -50,6 +61,8 @@ class WebhookEmitter:
         self.outbox: list[tuple[Subscription, Delivery]] = []
         self.delivered: list[str] = []
         self._clock = clock
+        self.api_subscribers: Callable[[str, str], Iterable[Subscription]] = lambda c, e: ()
+        """The Webhook Subscriptions API's active subscriptions of a company to an event."""
 
     def subscribe(
         self, url: str, *, secret: str | None = None, duplicate: bool = False
@@ -61,14 +74,22 @@ class WebhookEmitter:
         return subscription
 
     def job_created(self, job: JobState) -> None:
-        body = {
-            "data": to_wire(job.to_model()),
-            "eventId": str(uuid.uuid4()),
-            "eventType": "v1.export-job.created",
-        }
+        self.emit(job.company_id, "v1.export-job.created", to_wire(job.to_model()))
+
+    def vendor_created(self, company_id: str, vendor: dict[str, Any]) -> None:
+        self.emit(company_id, "v1.vendor.created", vendor)
+
+    def emit(self, company_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """Queue ``event_type`` for every subscription that receives it."""
+        body = {"data": data, "eventId": str(uuid.uuid4()), "eventType": event_type}
         raw = json.dumps(body, separators=(",", ":")).encode()
-        for subscription in self.subscriptions:
+        receivers = [*self.subscriptions, *self.api_subscribers(company_id, event_type)]
+        for subscription in receivers:
             self.outbox.append((subscription, Delivery("msg_" + uuid.uuid4().hex, raw)))
+
+    def forget(self, subscription: Subscription) -> None:
+        """Drop the waiting deliveries of a deleted subscription."""
+        self.outbox = [(s, d) for s, d in self.outbox if s is not subscription]
 
     def headers(self, subscription: Subscription, delivery: Delivery) -> dict[str, str]:
         timestamp = str(int(self._clock()))

@@ -201,6 +201,7 @@ class QueueExportParams(BaseModel):
     unknown_account_rate: float = 0.0
     multi_currency_rate: float = 0.2
     attachments: bool = True
+    from_master_data: bool = False
 
 
 class CompanyParams(BaseModel):

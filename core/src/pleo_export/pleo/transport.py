@@ -396,16 +396,25 @@ class PleoTransport:
         )
 
     async def _pages(
-        self, path: str, endpoint: str, params: Sequence[tuple[str, str]]
+        self,
+        path: str,
+        endpoint: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        method: str = "GET",
+        json_body: Any = None,
     ) -> AsyncIterator[list[Any]]:
-        """Yield the ``data`` list of every page, following ``pagination.endCursor``."""
+        """Yield the ``data`` list of every page, following ``pagination.endCursor``.
+
+        ``method``/``json_body`` serve the ``POST ...:search`` endpoints, which page through
+        the query string like the ``GET`` lists and take their filters in the body."""
         after: str | None = None
         followed: set[str] = set()
         while True:
             page_params = [*params, ("limit", str(self._page_size))]
             if after is not None:
                 page_params.append(("after", after))
-            body = await self._call("GET", path, endpoint, params=page_params)
+            body = await self._call(method, path, endpoint, params=page_params, json_body=json_body)
             if not isinstance(body, dict):
                 raise ResponseSchemaError(f"{endpoint}: response body is not a JSON object")
             data = body.get("data")
