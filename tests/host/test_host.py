@@ -11,6 +11,7 @@ import pytest
 from pleo_export.host import (
     ConnectorLoadError,
     ConnectorNotFound,
+    LoadedPlugin,
     PluginConflict,
     PluginHost,
     PluginLoadFailed,
@@ -66,6 +67,12 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     importlib.invalidate_caches()
 
 
+def _fixtures(plugins: list[LoadedPlugin]) -> list[LoadedPlugin]:
+    """The plugins of this module's fixture distributions (``fx-*``), not the first-party
+    plugins installed in the workspace."""
+    return [p for p in plugins if p.origin.distribution.startswith("fx-")]
+
+
 def test_broken_plugin_is_reported_and_others_still_load(site: Path) -> None:
     make_distribution(
         site,
@@ -83,8 +90,8 @@ def test_broken_plugin_is_reported_and_others_still_load(site: Path) -> None:
     )
     host = PluginHost()
 
-    assert [p.origin.name for p in host.plugins] == ["good"]
-    assert host.plugins[0].hooks == ("pleo_export_validate_item",)
+    assert [p.origin.name for p in _fixtures(host.plugins)] == ["good"]
+    assert _fixtures(host.plugins)[0].hooks == ("pleo_export_validate_item",)
     [failure] = host.failures
     assert failure.origin.distribution == "fx-broken"
     assert failure.origin.version == "0.3.1"
@@ -117,7 +124,7 @@ def test_plugin_with_unknown_hook_is_rejected_with_the_hook_name(site: Path) -> 
         {"fx_typo": MISSPELT_PLUGIN},
     )
     host = PluginHost()
-    assert host.plugins == []
+    assert _fixtures(host.plugins) == []
     [failure] = host.failures
     assert "pleo_export_validate_itme" in failure.reason
     assert host.pm.get_plugin("typo") is None
@@ -132,7 +139,7 @@ def test_disabled_and_allow_list_switches(site: Path, monkeypatch: pytest.Monkey
         {"fx_good": GOOD_PLUGIN},
     )
     monkeypatch.setenv("PLEO_EXPORT_DISABLE_PLUGINS", "good")
-    assert PluginHost().plugins == []
+    assert _fixtures(PluginHost().plugins) == []
     monkeypatch.delenv("PLEO_EXPORT_DISABLE_PLUGINS")
     monkeypatch.setenv("PLEO_EXPORT_LOAD_PLUGINS", "")
     assert PluginHost().plugins == []

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from stevedore import DriverManager, ExtensionManager
 
 from pleo_export import hookspecs
@@ -39,7 +39,7 @@ from pleo_export.connector import (
     contract_problems,
 )
 from pleo_export.hookspecs import Problem
-from pleo_export.logs import redact
+from pleo_export.logs import redact, register_secret
 
 if TYPE_CHECKING:
     from pleo_export.engine.report import JobReport
@@ -301,16 +301,11 @@ class PluginHost:
                     _describe_plugin_settings(name, list(error.errors()))
                 ) from None
             if config_dir is not None:
-                updates = {
-                    field: (config_dir / value).resolve()
-                    for field in type(settings).model_fields
-                    if isinstance(value := getattr(settings, field), Path)
-                    and not value.is_absolute()
-                }
-                if updates:
-                    settings = settings.model_copy(update=updates)
+                settings = _resolve_paths(settings, config_dir)
             configured.append((plugin, settings))
         for plugin, settings in configured:  # only once every table is valid
+            for secret in _secret_values(settings):
+                register_secret(secret)
             configure = getattr(plugin, "configure", None)
             if callable(configure):
                 configure(settings)
@@ -396,6 +391,36 @@ class PluginHost:
         self.pm.hook.pleo_export_item_outcome(
             job=job, accounting_entry_id=accounting_entry_id, outcome=outcome
         )
+
+
+def _resolve_paths(settings: Any, config_dir: Path) -> Any:
+    """``settings`` with every relative ``Path`` field, in nested models too, made absolute
+    against ``config_dir``."""
+    updates: dict[str, Any] = {}
+    for field in type(settings).model_fields:
+        value = getattr(settings, field)
+        if isinstance(value, Path) and not value.is_absolute():
+            updates[field] = (config_dir / value).resolve()
+        elif isinstance(value, BaseModel):
+            resolved = _resolve_paths(value, config_dir)
+            if resolved is not value:
+                updates[field] = resolved
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _secret_values(value: object) -> list[str]:
+    """Every ``SecretStr`` value in a settings model, nested models and lists included."""
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, BaseModel):
+        return [
+            s for field in type(value).model_fields for s in _secret_values(getattr(value, field))
+        ]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _secret_values(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _secret_values(item)]
+    return []
 
 
 def _isolate(pm: pluggy.PluginManager, plugin: object) -> None:

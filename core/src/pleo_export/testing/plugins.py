@@ -80,6 +80,8 @@ class PluginCheckReport:
     settings_fields: tuple[str, ...]
     outcome: ExportOutcome
     """The export without the plugin (the reference the other runs were compared with)."""
+    as_is: ExportOutcome
+    """The export with the plugin as it is (its ``records`` hold every log line of that run)."""
     isolated: Mapping[str, int]
     """Hook name -> ``plugin.hook_failed`` lines logged while the plugin raised in it."""
     failed_as_is: Mapping[str, int]
@@ -327,6 +329,7 @@ async def check_plugin(
         hooks=hooks,
         settings_fields=fields,
         outcome=baseline,
+        as_is=as_is,
         isolated=dict(isolated),
         failed_as_is=dict(_hook_failures(as_is, label)),
     )
