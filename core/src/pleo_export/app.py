@@ -74,7 +74,13 @@ def build_sandbox(settings: Settings) -> tuple[Sandbox, str, SecretStr]:
     from pleo_export_sandbox import Sandbox, SandboxConfig
 
     cfg = settings.sandbox
-    sandbox = Sandbox(SandboxConfig(api_latency=cfg.api_latency, file_latency=cfg.file_latency))
+    sandbox = Sandbox(
+        SandboxConfig(
+            api_latency=cfg.api_latency,
+            file_latency=cfg.file_latency,
+            seed_master_data=cfg.master_data == "chart",
+        )
+    )
     # A stable company id makes the generated expenses (and their ids) the same on every run,
     # so a second run offers the same entries again and shows that none is posted twice.
     stable_id = uuid.uuid5(uuid.NAMESPACE_URL, f"pleo-export-sandbox:{cfg.company_name}:{cfg.seed}")

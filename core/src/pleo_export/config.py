@@ -278,10 +278,10 @@ class SandboxSettings(_Section):
     unknown_account_rate: float = Field(0.03, ge=0, le=1)
     """Share of items whose category is missing from the target, to show failed items."""
     api_latency: float = Field(0.0, ge=0, le=10)
-    """Seconds the sandbox waits before answering each API call, to try a far-away Pleo
-    (e.g. ``0.05``, what a European customer sees); also for ``pleo-export sandbox serve``."""
+    """Seconds before each API answer, to try a far-away Pleo (``0.05``: from Europe)."""
     file_latency: float = Field(0.0, ge=0, le=10)
     """Seconds the sandbox waits before answering each receipt download."""
+    master_data: Literal["chart", "empty"] = "chart"  # Pleo's vendors, taxes, tags at first
 
 
 class WebhookSettings(_Section):

@@ -1,9 +1,15 @@
 """``pleo-export demo``: the sandbox, the beancount connector and a local folder.
 
 The first run creates ``<dir>/pleo-export.toml``, a starter ledger whose accounts carry the
-sandbox chart's codes, and then exports the sandbox's jobs. Later runs reuse the folder: the
-sandbox offers the same expenses again, the connector finds each one in the ledger by its
-reference, and nothing is posted twice.
+sandbox chart's codes and which holds its vendors, tax codes and dimensions, and then exports
+the sandbox's jobs. Later runs reuse the folder: the sandbox offers the same expenses again,
+the connector finds each one in the ledger by its reference, and nothing is posted twice.
+
+Before the export the demo synchronises master data (:mod:`pleo_export.sync`): the demo's Pleo
+starts with no vendors, tax codes or tags (``[sandbox] master_data = "empty"``), the sync
+creates the ledger's in Pleo, and only then is the vendor-based job made, drawing its vendors,
+tax codes and tags from what Pleo now holds. So the only failed items are the deliberate ones
+(a category whose account the ledger does not have).
 
 This module does the work and returns a :class:`DemoResult`; the command's output is printed by
 :mod:`pleo_export.cli.demo`.
@@ -31,7 +37,12 @@ from pleo_export.engine.report import RunReport
 from pleo_export.host import PluginHost
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pleo_export.app import Session
     from pleo_export.engine.options import Progress
+    from pleo_export.sync import SyncReport
+    from pleo_export_sandbox import Sandbox
 
 DEMO_CONNECTOR = "beancount"
 
@@ -79,9 +90,11 @@ def write_demo_config(directory: Path, connector_settings: dict[str, Any]) -> Pa
         "",
         "[sandbox]",
         "seed = 7",
-        "jobs = 3",
+        "jobs = 2",
         "items_per_job = 80",
-        "vendor_based_jobs = 1",
+        "# The vendor-based job is made after `sync` has filled Pleo's master data.",
+        "vendor_based_jobs = 0",
+        'master_data = "empty"',
         "unknown_account_rate = 0.03",
         "",
     ]
@@ -116,11 +129,14 @@ class DemoResult:
     report: RunReport
     item_types: Counter[str] = field(default_factory=Counter)
     target_problems: list[str] = field(default_factory=list)
+    sync: SyncReport | None = None
+    """The master-data sync before the export (``None``: the connector cannot list any)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "directory": str(self.directory),
             "first_run": self.first_run,
+            "sync": self.sync.to_json() if self.sync is not None else None,
             "report": self.report.to_json(),
             "item_types": dict(sorted(self.item_types.items())),
             "target_problems": self.target_problems,
@@ -153,11 +169,21 @@ def prepare_demo(directory: Path, *, fresh: bool) -> tuple[Path, bool]:
     return config, first_run
 
 
+DEMO_VENDOR_JOBS = 1
+"""Vendor-based jobs the demo makes after the sync (``[sandbox] master_data = "empty"``)."""
+
+
 async def run_demo(
-    settings: Settings, config: Path, *, first_run: bool, progress: Progress | None = None
+    settings: Settings,
+    config: Path,
+    *,
+    first_run: bool,
+    progress: Progress | None = None,
+    on_sync: Callable[[SyncReport], None] | None = None,
 ) -> DemoResult:
-    """Export the sandbox's jobs with ``settings`` (loaded from ``config``) and check the
-    ledger. Raises :class:`ConfigError` when the settings point at anything but the sandbox."""
+    """Synchronise master data, export the sandbox's jobs with ``settings`` (loaded from
+    ``config``) and check the ledger. ``on_sync`` sees the sync's report before the export
+    starts. Raises :class:`ConfigError` when the settings point at anything but the sandbox."""
     from pleo_export.app import open_session
 
     if settings.pleo.base_url != SANDBOX:
@@ -169,6 +195,11 @@ async def run_demo(
         )
     _refuse_connector_overrides()
     async with open_session(settings, progress=progress) as session:
+        synced = await _sync_master_data(session)
+        if synced is not None and on_sync is not None:
+            on_sync(synced)
+        if session.sandbox is not None and settings.sandbox.master_data == "empty":
+            _vendor_jobs(session.sandbox, session.company_id or "", settings)
         report: RunReport = await session.worker.run_pending()
         target_problems = await session.connector.verify()
         types: Counter[str] = Counter()
@@ -177,4 +208,31 @@ async def run_demo(
                 for item in session.sandbox.job_items(job.job_id):
                     exported = session.sandbox.export_item(item.accounting_entry_id)
                     types[str(exported.get("type"))] += 1
-    return DemoResult(config.parent, first_run, report, types, list(target_problems))
+    return DemoResult(config.parent, first_run, report, types, list(target_problems), synced)
+
+
+async def _sync_master_data(session: Session) -> SyncReport | None:
+    """``pleo-export sync`` for every kind the connector can list."""
+    from pleo_export.pleo.masterdata import PleoMasterData
+    from pleo_export.sync import Kind, missing_capabilities, run_sync
+
+    kinds = [kind for kind in Kind if not missing_capabilities(session.connector, [kind])]
+    if not kinds or session.company_id is None or session.engine.unavailable is not None:
+        return None
+    pleo = PleoMasterData(session.client, session.company_id)
+    return await run_sync(session.connector, pleo, kinds, dry_run=False)
+
+
+def _vendor_jobs(sandbox: Sandbox, company_id: str, settings: Settings) -> None:
+    """The demo's vendor-based job(s), drawn from the master data Pleo holds after the sync
+    (the same seeds on every run, so a second run offers the same expenses)."""
+    cfg = settings.sandbox
+    for index in range(DEMO_VENDOR_JOBS):
+        sandbox.schedule_export(
+            company_id,
+            count=cfg.items_per_job,
+            seed=cfg.seed * 1000 + cfg.jobs + index,
+            vendor_based_bookkeeping=True,
+            unknown_account_rate=cfg.unknown_account_rate,
+            from_master_data=True,
+        )

@@ -1,4 +1,5 @@
-"""Webhook detection: Pleo's ``v1.export-job.created`` event wakes a ``run --watch`` worker.
+"""Webhook detection: Pleo's ``v1.export-job.created`` and ``v1.vendor.created`` events wake a
+``run --watch`` worker.
 
 Pleo signs webhook deliveries with three headers, ``webhook-id``, ``webhook-timestamp`` and
 ``webhook-signature`` (``v1,<base64>``, possibly several separated by spaces), and a subscription
@@ -8,7 +9,10 @@ Pleo's documentation (the headers and the secret format are documented, the algo
 which is why the receiver here is a *wake-up*: it never trusts the payload's job state. A
 verified event only tells the worker to list jobs now instead of at the next poll; the engine
 then reads the job from the API like any polled job, and polling remains the safety net for
-events that never arrive.
+events that never arrive. A verified ``v1.vendor.created`` (a vendor created in Pleo as a draft)
+also hands the worker the vendor's id (:meth:`Wakeups.take_vendor_ids`); the worker reads the
+vendor from the Vendors API and handles it only while Pleo still holds it as a draft
+(:mod:`pleo_export.sync.drafts`).
 
 The receiver answers quickly (204) and dedupes on ``webhook-id``, because deliveries are
 at least once.
@@ -48,6 +52,7 @@ from starlette.routing import Route
 log = logging.getLogger("pleo_export.webhooks")
 
 EXPORT_JOB_CREATED = "v1.export-job.created"
+VENDOR_CREATED = "v1.vendor.created"
 DEFAULT_TOLERANCE_SECONDS = 300.0
 """Deliveries whose timestamp is further than this from now are refused (replay protection)."""
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -93,6 +98,11 @@ class WebhookEvent:
     job_id: str | None
     company_id: str | None
     data: Mapping[str, Any]
+
+    @property
+    def vendor_id(self) -> str | None:
+        """The vendor a ``v1.vendor.created`` event announces (its ``data.id``)."""
+        return self.job_id if self.event_type == VENDOR_CREATED else None
 
 
 def decode_secret(secret: SecretStr) -> bytes:
@@ -200,10 +210,21 @@ class Wakeups:
         self.received = 0
         self.url: str | None = None
         """Where the receiver listens, when one is running."""
+        self._vendor_ids: dict[str, None] = {}
 
     def notify(self) -> None:
         self.received += 1
         self._event.set()
+
+    def vendor_created(self, vendor_id: str) -> None:
+        """A verified ``v1.vendor.created`` for ``vendor_id``: remember it and wake up."""
+        self._vendor_ids[vendor_id] = None
+        self.notify()
+
+    def take_vendor_ids(self) -> list[str]:
+        """The vendors announced since the last call, oldest first (each once)."""
+        ids, self._vendor_ids = list(self._vendor_ids), {}
+        return ids
 
     async def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; ``True`` when a webhook woke us up."""
@@ -328,6 +349,18 @@ def receiver_app(
         seen[event.message_id] = None
         while len(seen) > remember:
             seen.popitem(last=False)
+        if event.event_type == VENDOR_CREATED and event.vendor_id:
+            log.info(
+                "vendor created in Pleo announced by webhook",
+                extra={
+                    "event": "webhook.vendor_created",
+                    "vendor_id": event.vendor_id[:200],
+                    "company_id": event.company_id,
+                    "webhook_id": event.message_id[:200],
+                },
+            )
+            wakeups.vendor_created(event.vendor_id[:200])
+            return Response(status_code=204)
         if event.event_type != EXPORT_JOB_CREATED:
             log.info(
                 "webhook event type ignored",

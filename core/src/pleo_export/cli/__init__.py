@@ -4,13 +4,12 @@
 the context, exit codes and error handling every command shares, :mod:`~pleo_export.cli.output`
 the progress display and run report. Each command lives in its own module (``run``, ``check``,
 ``jobs``, ``demo``, ``init``, ``new_connector``, ``plugins`` for ``connectors``/``plugins``,
-``auth``, ``sandbox``, ``completion``), which registers itself on :data:`main` when imported here.
+``auth``, ``sandbox``, ``sync``), which registers itself on :data:`main` when imported here.
 """
 
 from pleo_export.cli import (  # noqa: F401 - imported to register the commands on main
     auth,
     check,
-    completion,
     demo,
     init,
     jobs,
@@ -18,6 +17,7 @@ from pleo_export.cli import (  # noqa: F401 - imported to register the commands 
     plugins,
     run,
     sandbox,
+    sync,
 )
 from pleo_export.cli.common import (
     EXIT_BROKEN_PIPE,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,11 @@ from pleo_export.cli.common import (
 )
 from pleo_export.cli.root import main
 
+if TYPE_CHECKING:
+    from pleo_export.app import Session
+    from pleo_export.pleo.models import ExportJob
+    from pleo_export.sync.drift import DriftReport
+
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -23,8 +28,15 @@ from pleo_export.cli.root import main
 def check(obj: Context, as_json: bool) -> None:
     """Run pre-export validation only: settings, connector, target and pending jobs.
 
-    Nothing is started, posted or reported. Use it after changing the
-    configuration.
+    \b
+    Also compares master data (for what the connector can list: vendors,
+    tax codes, dimensions) and reports drift that would make items fail:
+    a vendor, tax code or tag that items of a pending job carry, or that is
+    open in Pleo, but that the accounting system lacks. Drift like that makes
+    the verdict NOT READY; `pleo-export sync` fixes what is Pleo's side.
+
+    Nothing is started, posted, reported or synchronised. Use it after
+    changing the configuration.
     """
     code = run_command(lambda: _check_async(obj, as_json), as_json=as_json)
     sys.exit(code)
@@ -48,15 +60,22 @@ async def _check_async(obj: Context, as_json: bool) -> int:
             for checked in preflight.jobs
         ]
         unavailable = preflight.unavailable
+        drift = (
+            await _drift(session, [checked.job for checked in preflight.jobs])
+            if unavailable is None
+            else None
+        )
         summary: dict[str, Any] = {
             "connector": type(session.connector).manifest.id,
             "connector_ok": unavailable is None,
             "connector_problem": unavailable.message if unavailable else None,
             "pending_jobs": results,
             "plugin_failures": [str(f) for f in session.host.failures],
+            "master_data": drift.to_json() if drift is not None else None,
         }
     failing = [r for r in results if not r["ok"]]
-    ok = summary["connector_ok"] and not failing
+    blocking = drift.blocking if drift is not None else []
+    ok = summary["connector_ok"] and not failing and not blocking
     summary["ok"] = ok
     if as_json:
         emit_json(summary)
@@ -69,6 +88,11 @@ async def _check_async(obj: Context, as_json: bool) -> int:
             state = (
                 f"NOT READY: {len(failing)} of {len(results)} pending "
                 f"job{'s' if len(results) != 1 else ''} would fail pre-export validation"
+            )
+        elif blocking:
+            state = (
+                f"NOT READY: {len(blocking)} master-data difference"
+                f"{'s' if len(blocking) != 1 else ''} would make items fail"
             )
         elif not results:
             state = "ok (no pending jobs in Pleo to validate against)"
@@ -84,4 +108,34 @@ async def _check_async(obj: Context, as_json: bool) -> int:
             click.echo(f"job {r['job_id']} ({r['status']}, {r['items']} items): {verdict}")
         for failure in summary["plugin_failures"]:
             click.echo(f"plugin failed to load: {failure}")
+        if drift is not None:
+            _print_drift(drift)
     return EXIT_OK if ok else EXIT_ITEMS_FAILED
+
+
+async def _drift(session: Session, jobs: list[ExportJob]) -> DriftReport | None:
+    """Master-data drift, when the connector can list any master data and the company is
+    known (the Vendors and Tax Code APIs need it)."""
+    from pleo_export.pleo.masterdata import PleoMasterData
+    from pleo_export.sync.drift import find_drift
+    from pleo_export.sync.runner import CAPABILITY
+
+    declared = type(session.connector).manifest.capabilities
+    if session.company_id is None or not any(c in declared for c in CAPABILITY.values()):
+        return None
+    pleo = PleoMasterData(session.client, session.company_id)
+    return await find_drift(session.connector, pleo, session.client, jobs)
+
+
+def _print_drift(drift: DriftReport) -> None:
+    if not drift.findings and not drift.not_checked:
+        click.echo("master data: Pleo and the accounting system agree")
+        return
+    for finding in drift.findings:
+        verdict = "would fail" if finding.blocking else "note"
+        items = (
+            f" ({finding.items} item{'s' if finding.items != 1 else ''})" if finding.items else ""
+        )
+        click.echo(f"master data: {verdict}{items}: {finding.problem}")
+    for reason in drift.not_checked:
+        click.echo(f"master data: not checked: {reason}")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pleo_export.cli.common import EXIT_ITEMS_FAILED, EXIT_OK, Context, emit_json, run_command
 from pleo_export.cli.output import TerminalProgress, print_report
 from pleo_export.cli.root import main
+from pleo_export.cli.sync import summary_line
+
+if TYPE_CHECKING:
+    from pleo_export.sync import SyncReport
 
 
 @main.command()
@@ -28,10 +33,13 @@ def demo(obj: Context, directory: Path, fresh: bool, as_json: bool) -> None:
     """Export sandbox jobs into a local beancount ledger; no account needed.
 
     \b
-    Sets up DIR with a configuration file, a starter ledger whose accounts
-    match the sandbox's chart, and a state database; then runs the export of
-    the sandbox's jobs (every Pleo expense type, journal and accounts-payable
-    bookkeeping, a few items with an unknown account that fail on purpose)
+    Sets up DIR with a configuration file, a starter ledger whose accounts,
+    vendors, tax codes and dimensions match the sandbox's chart, and a state
+    database. The demo's Pleo starts with no vendors, tax codes or tags: a
+    sync (`pleo-export sync`) creates the ledger's in Pleo first. Then it
+    exports the sandbox's jobs (every Pleo expense type, journal and
+    accounts-payable bookkeeping; the vendor-based job draws its vendors from
+    what Pleo now holds; a few items with an unknown account fail on purpose)
     and checks the ledger. Run it again: nothing is posted twice.
     """
     code = run_command(lambda: _demo_async(obj, directory, fresh, as_json), as_json=as_json)
@@ -45,7 +53,13 @@ async def _demo_async(obj: Context, directory: Path, fresh: bool, as_json: bool)
     obj.config = config
     settings = obj.settings()
     progress = TerminalProgress(enabled=not as_json)
-    result = await run_demo(settings, config, first_run=first_run, progress=progress)
+    result = await run_demo(
+        settings,
+        config,
+        first_run=first_run,
+        progress=progress,
+        on_sync=None if as_json else _print_sync,
+    )
     summary = result.to_json()
     report, types, target_problems = result.report, result.item_types, result.target_problems
     if as_json:
@@ -74,3 +88,10 @@ async def _demo_async(obj: Context, directory: Path, fresh: bool, as_json: bool)
     if target_problems:
         return EXIT_ITEMS_FAILED
     return EXIT_OK
+
+
+def _print_sync(report: SyncReport) -> None:
+    click.echo("Master data, ledger -> Pleo (pleo-export sync):")
+    for outcome in report.kinds:
+        click.echo(f"  {summary_line(outcome, dry_run=False)}")
+    click.echo("")

@@ -26,6 +26,7 @@ Start here:
   pleo-export demo                 export sandbox jobs into a local ledger
   pleo-export init beancount       write pleo-export.toml and a starter ledger
   pleo-export check                pre-export validation only
+  pleo-export sync --dry-run       vendors, tax codes, tags: what Pleo lacks
   pleo-export run --dry-run        show what would be posted, post nothing
   pleo-export run                  process pending jobs, then exit
   pleo-export run --watch          keep polling for new jobs

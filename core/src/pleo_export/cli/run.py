@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,12 @@ from pleo_export.cli.output import TerminalProgress, print_report, report_exit_c
 from pleo_export.cli.root import main
 from pleo_export.engine.report import RunReport
 from pleo_export.ledger import PreparedEntry
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pleo_export.app import Session
+    from pleo_export.sync.drafts import DraftVendors
 
 
 @main.command()
@@ -105,6 +111,7 @@ async def _run_async(
     *,
     companies: tuple[str, ...] = (),
     verbose: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> int:
     from pleo_export.app import open_session
     from pleo_export.engine.runner import EngineOptions
@@ -120,7 +127,12 @@ async def _run_async(
     hook = settings.webhooks
     async with (
         open_session(
-            settings, dry_run=dry_run, progress=progress, options=options, companies=companies
+            settings,
+            dry_run=dry_run,
+            progress=progress,
+            options=options,
+            companies=companies,
+            transport=transport,
         ) as s,
         receiver(
             hook.listen if watch else None,
@@ -132,6 +144,7 @@ async def _run_async(
         ) as wakeups,
     ):
         runner = s.worker if s.worker is not None else s.engine
+        drafts = draft_vendors(s) if watch else None
         last_idle: tuple[list[str], dict[str, int]] | None = None
         outage = OutageBackoff(
             first=min(settings.engine.poll_interval, 5.0),
@@ -146,6 +159,8 @@ async def _run_async(
                         report.skipped_jobs.append(job_id)
                 else:
                     report = await runner.run_pending(max_jobs=max_jobs)
+                if drafts is not None:
+                    await handle_drafts(drafts, wakeups.take_vendor_ids(), quiet=quiet or as_json)
             except Exception as error:
                 cause = pleo_outage(error) if watch else None
                 if cause is None:
@@ -193,6 +208,31 @@ async def _run_async(
                 return report_exit_code(report)
             last_idle = idle if not report.jobs and not report.skipped_jobs else None
             await wakeups.wait(settings.engine.poll_interval)
+
+
+def draft_vendors(session: Session) -> DraftVendors | None:
+    """The vendor flow of ``run --watch``: vendors created in Pleo as drafts (announced by
+    ``v1.vendor.created``, or found by polling when the connector can create vendors)."""
+    from pleo_export.pleo.masterdata import PleoMasterData
+    from pleo_export.sync.drafts import DraftVendors
+
+    if session.company_id is None:
+        return None
+    return DraftVendors(session.connector, PleoMasterData(session.client, session.company_id))
+
+
+async def handle_drafts(drafts: DraftVendors, announced: list[str], *, quiet: bool) -> None:
+    """One round of the vendor flow: the vendors webhooks announced, and (when the connector
+    can create vendors) one search for drafts, the safety net for lost deliveries."""
+    outcomes = await drafts.handle_ids(announced) if announced else []
+    if drafts.can_create:
+        handled = {o.vendor_id for o in outcomes}
+        outcomes += [o for o in await drafts.poll() if o.vendor_id not in handled]
+    if not quiet:
+        for outcome in outcomes:
+            if outcome.repeated:
+                continue
+            click.echo(f"vendor {outcome.name!r}: {outcome.status.value}: {outcome.message}")
 
 
 def _print_preview(prepared: PreparedEntry) -> None:

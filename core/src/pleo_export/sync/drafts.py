@@ -1,0 +1,217 @@
+"""Vendors created in Pleo as drafts: create them in the accounting system, then activate them.
+
+A vendor someone creates in Pleo starts as ``DRAFT`` (Pleo announces it with
+``v1.vendor.created``). For each draft, :class:`DraftVendors` asks the connector to create it
+(``create_vendor``, capability ``create_vendors``) and then activates it in Pleo with the code
+and external id the accounting system gave it (``POST /v1/vendors/{id}:activate``). When the
+connector cannot create vendors, or refuses this one (:class:`~pleo_export.ItemRejected`), the
+draft stays a draft and the outcome says why.
+
+Safe to repeat: only vendors Pleo still holds as drafts are handled (a redelivered webhook
+finds the vendor active and does nothing), and a connector answers the vendor it created
+earlier instead of creating a second one (the ``create_vendor`` contract), so a run
+interrupted between the two writes activates it the next time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from pleo_export.connector import Capability, Connector, ConnectorError, ItemRejected
+from pleo_export.logs import redact
+from pleo_export.masterdata import VendorDraft
+from pleo_export.pleo.errors import NotFound, PleoHttpError
+from pleo_export.pleo.masterdata_models import PleoVendor, VendorState
+
+if TYPE_CHECKING:
+    from pleo_export.pleo.masterdata import PleoMasterData
+
+__all__ = ["DraftOutcome", "DraftStatus", "DraftVendors", "vendor_draft"]
+
+log = logging.getLogger("pleo_export.sync.drafts")
+
+
+class DraftStatus(StrEnum):
+    ACTIVATED = "activated"
+    """Created in the accounting system (or found there) and activated in Pleo."""
+    NOT_CREATED = "not_created"
+    """The connector cannot create vendors; someone has to, then run ``sync vendors``."""
+    REJECTED = "rejected"
+    """The connector refused to create it; the message says what to change."""
+    FAILED = "failed"
+    """Creating or activating it failed for a passing reason; the next round tries again."""
+
+
+@dataclass(frozen=True)
+class DraftOutcome:
+    vendor_id: str
+    name: str
+    status: DraftStatus
+    message: str
+    code: str | None = None
+    external_id: str | None = None
+    repeated: bool = False
+    """Reported before with the same message (a poll finding the same draft again)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vendor_id": self.vendor_id,
+            "name": self.name,
+            "status": self.status.value,
+            "message": self.message,
+            "code": self.code,
+            "external_id": self.external_id,
+        }
+
+
+def vendor_draft(vendor: PleoVendor) -> VendorDraft:
+    country = vendor.country if vendor.country and vendor.country != "UNDEFINED" else None
+    return VendorDraft(
+        pleo_id=vendor.id,
+        name=vendor.name,
+        currency=vendor.default_currency,
+        country=country,
+        tax_registration_number=vendor.tax_registration_number,
+        registration_number=vendor.registration_number,
+    )
+
+
+class DraftVendors:
+    """Handles draft vendors for one company and connector; keeps what it reported, so a
+    draft that cannot be created is logged once, not on every poll."""
+
+    def __init__(self, connector: Connector[Any], pleo: PleoMasterData) -> None:
+        self.connector = connector
+        self.pleo = pleo
+        self._reported: dict[str, str] = {}
+        self._rejected: dict[str, tuple[object, DraftOutcome]] = {}
+        """Vendor id -> (its ``updated_at``, the outcome): a rejected draft is offered to the
+        connector again only once it changed in Pleo."""
+        self._lock = anyio.Lock()
+        self.disabled: str | None = None
+        """Why polling stopped (Pleo refused the Vendors API to this credential)."""
+
+    @property
+    def can_create(self) -> bool:
+        return Capability.CREATE_VENDORS in type(self.connector).manifest.capabilities
+
+    async def poll(self) -> list[DraftOutcome]:
+        """Handle every draft vendor Pleo holds (one search request when there is none)."""
+        if self.disabled is not None:
+            return []
+        try:
+            drafts = await self.pleo.list_vendors(states=[VendorState.DRAFT])
+        except PleoHttpError as error:
+            if error.status_code not in (403, 404):
+                raise
+            self.disabled = str(error)
+            log.warning(
+                "cannot list draft vendors in Pleo; new Pleo vendors are not handled",
+                extra={"event": "vendor.drafts_unavailable", "reason": str(error)[:300]},
+            )
+            return []
+        return await self._handle(drafts)
+
+    async def handle_ids(self, vendor_ids: Iterable[str]) -> list[DraftOutcome]:
+        """Handle the vendors a webhook announced: each is read from Pleo (the delivery's
+        payload is not trusted) and handled while it is still a draft."""
+        vendors: list[PleoVendor] = []
+        for vendor_id in dict.fromkeys(vendor_ids):
+            try:
+                vendors.append(await self.pleo.get_vendor(vendor_id))
+            except NotFound:
+                log.warning(
+                    "a vendor announced by webhook is unknown to Pleo",
+                    extra={"event": "vendor.unknown", "vendor_id": vendor_id[:200]},
+                )
+        return await self._handle(vendors)
+
+    async def _handle(self, vendors: Iterable[PleoVendor]) -> list[DraftOutcome]:
+        outcomes: list[DraftOutcome] = []
+        async with self._lock:
+            for vendor in vendors:
+                if vendor.state is not VendorState.DRAFT:
+                    continue  # activated already (a redelivery, or another worker)
+                earlier = self._rejected.get(vendor.id)
+                if earlier is not None and earlier[0] == vendor.updated_at:
+                    outcomes.append(replace(earlier[1], repeated=True))
+                    continue
+                outcome = await self._settle(vendor)
+                if outcome.status is DraftStatus.REJECTED:
+                    self._rejected[vendor.id] = (vendor.updated_at, outcome)
+                outcomes.append(outcome)
+        return outcomes
+
+    async def _settle(self, vendor: PleoVendor) -> DraftOutcome:
+        manifest = type(self.connector).manifest
+        if not self.can_create:
+            return self._report(
+                vendor,
+                DraftStatus.NOT_CREATED,
+                f"connector {manifest.id!r} cannot create vendors (it does not declare "
+                f"create_vendors): create {vendor.name!r} in the accounting system, then run "
+                "`pleo-export sync vendors` to activate it in Pleo",
+            )
+        try:
+            created = await self.connector.create_vendor(vendor_draft(vendor))
+        except ItemRejected as rejected:
+            return self._report(
+                vendor,
+                DraftStatus.REJECTED,
+                f"connector {manifest.id!r} did not create {vendor.name!r}: {rejected.message}",
+            )
+        except Exception as error:  # the target is down, or a bug: try again next round
+            text = redact(
+                error.message
+                if isinstance(error, ConnectorError)
+                else f"{type(error).__name__}: {error}"
+            )
+            return self._report(
+                vendor,
+                DraftStatus.FAILED,
+                f"connector {manifest.id!r} could not create {vendor.name!r} now ({text}); "
+                "it is tried again on the next round",
+            )
+        await self.pleo.activate_vendor(vendor.id, created.code, created.external_id)
+        self._reported.pop(vendor.id, None)
+        message = (
+            f"vendor {vendor.name!r} created in the accounting system as {created.code} "
+            f"(external id {created.external_id}) and activated in Pleo"
+        )
+        log.info(
+            message,
+            extra={
+                "event": "vendor.activated",
+                "vendor_id": vendor.id,
+                "code": created.code,
+                "external_id": created.external_id,
+            },
+        )
+        return DraftOutcome(
+            vendor.id,
+            vendor.name,
+            DraftStatus.ACTIVATED,
+            message,
+            code=created.code,
+            external_id=created.external_id,
+        )
+
+    def _report(self, vendor: PleoVendor, status: DraftStatus, message: str) -> DraftOutcome:
+        repeated = self._reported.get(vendor.id) == message
+        if not repeated:
+            self._reported[vendor.id] = message
+            log.warning(
+                "draft vendor left as a draft in Pleo",
+                extra={
+                    "event": f"vendor.{status.value}",
+                    "vendor_id": vendor.id,
+                    "reason": message[:500],
+                },
+            )
+        return DraftOutcome(vendor.id, vendor.name, status, message, repeated=repeated)
