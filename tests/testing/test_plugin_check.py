@@ -150,9 +150,14 @@ async def test_async_hooks_and_wrappers_are_refused(tmp_path: Path) -> None:
 async def test_settings_must_be_documented_plugin_settings_with_secret_fields(
     tmp_path: Path,
 ) -> None:
+    class Relay(PluginSettings):
+        api_key: str = Field("", description="not masked either")
+        port: int = 25
+
     class Loose(PluginSettings):
         url: str
         password: str = Field(description="the password, not masked")
+        relay: Relay | None = Field(None, description="where to relay")
 
     class Careless:
         settings_model = Loose
@@ -165,6 +170,8 @@ async def test_settings_must_be_documented_plugin_settings_with_secret_fields(
     text = await _problems(Careless, settings={"url": "x"}, work_dir=tmp_path)
     assert "settings field 'url' is not documented" in text
     assert "settings field 'password' holds a secret but is not a SecretStr" in text
+    assert "settings field 'relay.api_key' holds a secret but is not a SecretStr" in text
+    assert "settings field 'relay.port' is not documented" in text
 
 
 async def test_a_settings_model_that_is_not_plugin_settings_is_refused(tmp_path: Path) -> None:

@@ -4,12 +4,14 @@
 the context, exit codes and error handling every command shares, :mod:`~pleo_export.cli.output`
 the progress display and run report. Each command lives in its own module (``run``, ``check``,
 ``jobs``, ``demo``, ``init``, ``new_connector``, ``plugins`` for ``connectors``/``plugins``,
-``auth``, ``sandbox``, ``sync``), which registers itself on :data:`main` when imported here.
+``auth``, ``sandbox``, ``completion``, ``sync``), which registers itself on :data:`main` when
+imported here.
 """
 
 from pleo_export.cli import (  # noqa: F401 - imported to register the commands on main
     auth,
     check,
+    completion,
     demo,
     init,
     jobs,

@@ -14,8 +14,9 @@ three kinds, each with one treatment:
 A :class:`~pleo_export.connector.ConnectorError` raised on purpose is taken as it is. Any other
 exception is offered to the plugins' ``pleo_export_classify_error`` hook (first answer wins),
 then to the connector's own ``classify_error``. A classifier that raises or answers something
-that is not a connector error is logged (``classify.failed``) and skipped, so a broken
-classifier never turns an item's failure into a crash of the run. What nobody classifies is
+that is not a connector error is logged and skipped, so a broken classifier never turns an
+item's failure into a crash of the run: the plugin host isolates each plugin implementation
+(``plugin.hook_failed``); the rest is logged here (``classify.failed``). What nobody classifies is
 *uncertain* during ``post`` (the request may have reached the target) and an
 ``unexpected_failure`` of the item everywhere else.
 """

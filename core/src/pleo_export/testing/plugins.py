@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from pleo_export import hookspecs
 from pleo_export.host import PLUGINS_GROUP, Origin, PluginError, PluginHost
@@ -190,19 +190,37 @@ def _settings_problems(registered: object, name: str) -> tuple[list[str], tuple[
             "has a settings_model but no configure(settings): without it the plugin never "
             "sees its settings"
         )
+    problems += _field_problems(model, name, "")
+    return problems, tuple(model.model_fields)
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _nested_models(arg)]
+
+
+def _field_problems(model: type[BaseModel], name: str, prefix: str) -> list[str]:
+    """Undocumented fields and secrets that are not ``SecretStr``, nested models included
+    (their fields are named ``table.field``)."""
+    problems: list[str] = []
     for field, info in model.model_fields.items():
+        where = f"{prefix}{field}"
         if not (info.description or "").strip():
             problems.append(
-                f"settings field {field!r} is not documented: put a docstring under it (or "
+                f"settings field {where!r} is not documented: put a docstring under it (or "
                 f"Field(description=...)); it is what users of [plugins.{name}] read"
             )
         lowered = field.lower()
         if any(word in lowered for word in SECRET_WORDS) and not _is_secret(info.annotation):
             problems.append(
-                f"settings field {field!r} holds a secret but is not a SecretStr: declare it "
+                f"settings field {where!r} holds a secret but is not a SecretStr: declare it "
                 "SecretStr so it is masked in repr() and logs"
             )
-    return problems, tuple(model.model_fields)
+        for nested in _nested_models(info.annotation):
+            if nested is not model:
+                problems += _field_problems(nested, name, f"{where}.")
+    return problems
 
 
 def _secrets(settings: object) -> dict[str, str]:
