@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from pathlib import Path
 
 import pytest
 
+from pleo_export import host as host_module
 from pleo_export.host import (
+    PLUGINS_GROUP,
     ConnectorLoadError,
     ConnectorNotFound,
     LoadedPlugin,
@@ -60,6 +63,17 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "site"
     path.mkdir()
     monkeypatch.syspath_prepend(str(path))
+    # The workspace installs first-party plugins (plugins/*): hide them, so each test sees
+    # only the plugins of the distributions it makes here.
+    real = host_module._entry_points
+
+    def fixtures_only(group: str) -> list[importlib.metadata.EntryPoint]:
+        found = real(group)
+        if group != PLUGINS_GROUP:
+            return found
+        return [ep for ep in found if ep.dist is None or ep.dist.metadata["Name"].startswith("fx-")]
+
+    monkeypatch.setattr(host_module, "_entry_points", fixtures_only)
     yield path
     for name in list(sys.modules):
         if name.startswith("fx_"):

@@ -461,3 +461,27 @@ def test_the_readme_install_then_init_and_check_work(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.splitlines()[0] == "connector beancount: ok"
     assert "would fail" not in checked.stdout
+
+
+def test_demo_writes_the_html_report_next_to_the_ledger(
+    fresh_envs: FreshEnvs, tmp_path: Path
+) -> None:
+    """Issue 15's line: the core, the beancount connector and the report plugin in a fresh
+    virtualenv, then one `pleo-export demo` writes an HTML report per job into the demo folder."""
+    wanted = {
+        canonical("pleo-export"): frozenset({"sandbox"}),
+        canonical("pleo-export-beancount"): frozenset(),
+        canonical("pleo-export-report"): frozenset(),
+    }
+    env = fresh_envs.get(InstallSet("demo+report", wanted))
+    done = env.run(env.cli, "demo", "--dir", "demo", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    demo = tmp_path / "demo"
+    assert (demo / "ledger" / "main.beancount").is_file()
+    pages = sorted(demo.glob("job-*.html"))
+    assert len(pages) == 3, sorted(p.name for p in demo.iterdir())  # the demo's three jobs
+    assert len(sorted(demo.glob("job-*.csv"))) == 3
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert text.startswith("<!DOCTYPE html>") and "<script" not in text
+        assert "Pleo export report: job " in text and 'class="badge posted"' in text

@@ -120,6 +120,29 @@ def _refuse_connector_overrides() -> None:
         )
 
 
+DEMO_PLUGIN_DEFAULTS: dict[str, dict[str, str]] = {"report": {"directory": "."}}
+"""Settings of first-party plugins in the demo, when installed and not configured: the
+report plugin writes its reports into the demo folder, next to the ledger."""
+
+
+def with_demo_plugin_defaults(settings: Settings, directory: Path) -> Settings:
+    """``settings`` with a ``[plugins.<name>]`` table for each installed plugin of
+    :data:`DEMO_PLUGIN_DEFAULTS` that has none (paths relative to ``directory``)."""
+    from pleo_export.host import PLUGINS_GROUP, _entry_points
+
+    installed = {ep.name for ep in _entry_points(PLUGINS_GROUP)}
+    tables = settings.plugins.tables()
+    added = {
+        name: {key: str(directory / value) for key, value in values.items()}
+        for name, values in DEMO_PLUGIN_DEFAULTS.items()
+        if name in installed and name not in tables and name not in settings.plugins.disabled
+    }
+    if not added:
+        return settings
+    plugins = type(settings.plugins)(disabled=settings.plugins.disabled, **tables, **added)
+    return settings.model_copy(update={"plugins": plugins})
+
+
 @dataclass
 class DemoResult:
     """What one demo run did: the run report, the item types exported and the ledger check."""
@@ -194,6 +217,7 @@ async def run_demo(
             f"pleo-export --config {config} run for a real company, or pleo-export demo --fresh"
         )
     _refuse_connector_overrides()
+    settings = with_demo_plugin_defaults(settings, config.parent)
     async with open_session(settings, progress=progress) as session:
         synced = await _sync_master_data(session)
         if synced is not None and on_sync is not None:

@@ -24,6 +24,7 @@ in step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -34,7 +35,8 @@ from pleo_export.pleo.models import ExportJobFailureReasonType, ExportJobItemFai
 if TYPE_CHECKING:
     from pleo_export.connector import ConnectorError, ConnectorManifest
     from pleo_export.engine.report import JobReport
-    from pleo_export.ledger import PostingPlan
+    from pleo_export.ledger import PostingPlan, PreparedEntry
+    from pleo_export.masterdata import BookedEntry
     from pleo_export.pleo.models import ExportItem, ExportJob
     from pleo_export.state.base import ItemOutcome
 
@@ -120,6 +122,26 @@ def pleo_export_job_finished(job: ExportJob, report: JobReport) -> None:
     expired), with ``report.final_event`` ``None``. Also after a dry run."""
 
 
+@hookspec
+def pleo_export_job_reconciled(
+    job: ExportJob,
+    report: JobReport,
+    references: Sequence[str],
+    booked: Sequence[BookedEntry] | None,
+    problem: str | None,
+) -> None:
+    """Called after ``pleo_export_job_finished`` with what the target holds for the job's
+    successful items, read back through the connector's ``read_booked``.
+
+    Only when some plugin implements this hook, the run is not a dry run and the job has
+    items that succeeded. ``references`` are those items' references (accounting entry ids);
+    ``booked`` is the connector's answer (a reference with nothing booked is missing from it),
+    or ``None`` when the connector does not declare ``read_booked`` or reading failed, and then
+    ``problem`` says why. Nothing here changes the job's outcome: a failure in reading or in an
+    implementation is logged and the run goes on.
+    """
+
+
 # --- items -------------------------------------------------------------------------------------
 
 
@@ -151,6 +173,13 @@ def pleo_export_classify_error(
     Return ``ItemRejected``, ``JobRejected``, ``TargetTemporarilyUnavailable`` or
     ``OutcomeUncertain``; ``None`` defers to the connector's own ``classify_error``.
     """
+
+
+@hookspec
+def pleo_export_item_prepared(job: ExportJob, prepared: PreparedEntry) -> None:
+    """Called once per item after the connector prepared its entries (accounts resolved),
+    before anything is posted; also in a dry run. ``prepared.plan`` is the final plan (after
+    ``pleo_export_map_item``). Items found in the target by reference are not prepared."""
 
 
 @hookspec

@@ -43,7 +43,8 @@ from pleo_export.logs import redact, register_secret
 
 if TYPE_CHECKING:
     from pleo_export.engine.report import JobReport
-    from pleo_export.ledger import PostingPlan
+    from pleo_export.ledger import PostingPlan, PreparedEntry
+    from pleo_export.masterdata import BookedEntry
     from pleo_export.pleo.models import ExportItem, ExportJob
     from pleo_export.state.base import ItemOutcome
 
@@ -390,6 +391,25 @@ class PluginHost:
     ) -> None:
         self.pm.hook.pleo_export_item_outcome(
             job=job, accounting_entry_id=accounting_entry_id, outcome=outcome
+        )
+
+    def item_prepared(self, *, job: ExportJob, prepared: PreparedEntry) -> None:
+        self.pm.hook.pleo_export_item_prepared(job=job, prepared=prepared)
+
+    def wants_reconciliation(self) -> bool:
+        return bool(self.pm.hook.pleo_export_job_reconciled.get_hookimpls())
+
+    def job_reconciled(
+        self,
+        *,
+        job: ExportJob,
+        report: JobReport,
+        references: Sequence[str],
+        booked: Sequence[BookedEntry] | None,
+        problem: str | None,
+    ) -> None:
+        self.pm.hook.pleo_export_job_reconciled(
+            job=job, report=report, references=references, booked=booked, problem=problem
         )
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pleo_export.engine.report import JobReport
     from pleo_export.hookspecs import Problem
     from pleo_export.ledger import PostingPlan, PreparedEntry
+    from pleo_export.masterdata import BookedEntry
     from pleo_export.pleo.models import ExportItem, ExportJob
     from pleo_export.state.base import ItemOutcome
 
@@ -50,6 +51,20 @@ class Hooks(Protocol):
     ) -> ConnectorError | None: ...
     def item_outcome(
         self, *, job: ExportJob, accounting_entry_id: str, outcome: ItemOutcome
+    ) -> None: ...
+    def item_prepared(self, *, job: ExportJob, prepared: PreparedEntry) -> None: ...
+    def wants_reconciliation(self) -> bool:
+        """Whether any plugin implements ``pleo_export_job_reconciled``."""
+        ...
+
+    def job_reconciled(
+        self,
+        *,
+        job: ExportJob,
+        report: JobReport,
+        references: Sequence[str],
+        booked: Sequence[BookedEntry] | None,
+        problem: str | None,
     ) -> None: ...
 
 

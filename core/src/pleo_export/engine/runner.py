@@ -41,6 +41,7 @@ from pleo_export.engine.options import (
     NoProgress,
     Progress,
 )
+from pleo_export.engine.reconcile import reconcile
 from pleo_export.engine.report import JobReport, RunReport
 from pleo_export.engine.reporting import Reporter
 from pleo_export.engine.retry import Retries
@@ -223,6 +224,7 @@ class ExportEngine:
             )
         self.progress.job_finished(run.job, report)
         self.hooks.job_finished(job=run.job, report=report)
+        await reconcile(self, run)
         return report
 
     async def _start(self, job: ExportJob, report: JobReport) -> ExportJob | None:

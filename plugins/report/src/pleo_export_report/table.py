@@ -1,0 +1,68 @@
+"""The CSV report: the same items as the HTML page, one row each.
+
+Spreadsheet programs run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, so
+a text cell starting with one of those (a hostile vendor name) gets a leading ``'``; amounts
+are plain numbers with a ``.`` decimal point.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from pleo_export import format_minor
+from pleo_export_report.collect import JobData
+
+COLUMNS = (
+    "job_id",
+    "reference",
+    "outcome",
+    "date",
+    "type",
+    "vendor",
+    "description",
+    "amount",
+    "currency",
+    "external_id",
+    "external_url",
+    "reason_type",
+    "message",
+)
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str) -> str:
+    """A text cell that a spreadsheet shows as text, never runs."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render_csv(data: JobData) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for row in data.ordered_rows():
+        amount = ""
+        if row.amount is not None and row.currency:
+            try:
+                amount = format_minor(row.amount, row.currency)
+            except (ValueError, KeyError):
+                amount = str(row.amount)
+        writer.writerow(
+            [
+                cell(data.job_id),
+                cell(row.reference),
+                row.outcome.value,
+                row.date,
+                cell(row.type),
+                cell(row.vendor),
+                cell(row.description),
+                amount,
+                cell(row.currency),
+                cell(row.external_id),
+                cell(row.external_url),
+                cell(row.reason_type),
+                cell(row.message),
+            ]
+        )
+    return out.getvalue()
