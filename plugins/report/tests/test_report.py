@@ -12,6 +12,7 @@ import pytest
 
 from pleo_export import BookedEntry, BookedPosting, Capability
 from pleo_export.host import PluginConfigError, PluginHost
+from pleo_export.testing import check_plugin
 from pleo_export_beancount import BeancountConnector
 from pleo_export_report import (
     ItemRow,
@@ -207,3 +208,19 @@ def test_the_plugin_class_is_what_the_entry_point_names() -> None:
     assert isinstance(host.pm.get_plugin("report"), ReportPlugin)
     assert Capability.READ_BOOKED.value == "read_booked"
     assert BeancountConnector.manifest.id == "beancount"
+
+
+async def test_the_plugin_passes_the_plugin_conformance_check(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    checked = await check_plugin("report", settings={"directory": str(reports)}, work_dir=tmp_path)
+    assert set(checked.hooks) == {
+        "pleo_export_job_started",
+        "pleo_export_map_item",
+        "pleo_export_item_prepared",
+        "pleo_export_item_outcome",
+        "pleo_export_job_finished",
+        "pleo_export_job_reconciled",
+    }
+    assert set(checked.settings_fields) == {"directory", "formats"}
+    assert checked.failed_as_is == {}
+    assert sorted(reports.glob("job-*.html")) and sorted(reports.glob("job-*.csv"))
