@@ -26,6 +26,7 @@ import anyio
 from pleo_export.connector import Capability, Connector, ConnectorError, ItemRejected
 from pleo_export.logs import redact
 from pleo_export.masterdata import VendorDraft
+from pleo_export.outage import pleo_outage
 from pleo_export.pleo.errors import NotFound, PleoHttpError
 from pleo_export.pleo.masterdata_models import PleoVendor, VendorState
 
@@ -108,8 +109,10 @@ class DraftVendors:
         try:
             drafts = await self.pleo.list_vendors(states=[VendorState.DRAFT])
         except PleoHttpError as error:
-            if error.status_code not in (403, 404):
-                raise
+            if pleo_outage(error) is not None or error.status_code == 401:
+                raise  # Pleo is down (the watch loop backs off), or the credential is refused
+            # Pleo refuses the Vendors API to this credential (a missing scope, a company it
+            # does not serve): the export goes on without the vendor flow.
             self.disabled = str(error)
             log.warning(
                 "cannot list draft vendors in Pleo; new Pleo vendors are not handled",
@@ -178,7 +181,17 @@ class DraftVendors:
                 f"connector {manifest.id!r} could not create {vendor.name!r} now ({text}); "
                 "it is tried again on the next round",
             )
-        await self.pleo.activate_vendor(vendor.id, created.code, created.external_id)
+        try:
+            await self.pleo.activate_vendor(vendor.id, created.code, created.external_id)
+        except PleoHttpError as error:
+            if pleo_outage(error) is not None or error.status_code == 401:
+                raise
+            return self._report(
+                vendor,
+                DraftStatus.FAILED,
+                f"vendor {vendor.name!r} is {created.code} in the accounting system, but Pleo "
+                f"refused to activate it ({error}); it is tried again on the next round",
+            )
         self._reported.pop(vendor.id, None)
         message = (
             f"vendor {vendor.name!r} created in the accounting system as {created.code} "
