@@ -90,6 +90,7 @@ async def test_one_email_and_one_signed_webhook_per_job_with_failures(
     assert "The job failed: invalid_configuration: the job uses vendor-based" in (
         second.get_content()
     )
+    assert "3 items, none exported: the job stopped before them." in second.get_content()
 
     # The same two summaries as JSON, each signed over "<timestamp>.<body>".
     assert len(receiver.requests) == 2
@@ -111,7 +112,7 @@ async def test_one_email_and_one_signed_webhook_per_job_with_failures(
     assert journal["job_failure"] is None
     assert vendor["status"] == "failed"
     assert vendor["job_failure"]["reason_type"] == "invalid_configuration"
-    assert vendor["items"]["failed"] == 0
+    assert vendor["items"] == {"total": 3, "succeeded": 0, "failed": 0}
 
     # Sent, logged as sent, and no secret in any log line of that run (the check looks too).
     sent = [r for r in report.as_is.records if getattr(r, "event", "") == "notify.sent"]

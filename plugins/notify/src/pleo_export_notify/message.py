@@ -73,7 +73,8 @@ def summarise(job: ExportJob, report: JobReport, max_items: int) -> Summary:
         job_id=job.id,
         company_id=job.company_id,
         status=status,
-        items_total=report.items_total,
+        # A job that failed before its items were read reports none; Pleo's count still holds.
+        items_total=report.items_total or job.number_of_items,
         succeeded=report.succeeded,
         failed=report.failed,
         by_reason=dict(by_reason.most_common()),
@@ -107,6 +108,9 @@ def text(summary: Summary) -> str:
         f"{summary.status.replace('_', ' ')}.",
         f"{summary.items_total} items: {summary.succeeded} exported, {summary.failed} failed.",
     ]
+    if summary.job_failure is not None and not summary.succeeded and not summary.failed:
+        lines[1] = f"{summary.items_total} items, none exported: the job stopped before them."
+
     if summary.job_failure is not None:
         failure = summary.job_failure
         lines += ["", f"The job failed: {failure.reason_type}: {failure.message}"]
