@@ -122,3 +122,19 @@ def test_sync_help_teaches_the_matching_and_the_safety(tmp_path: Path) -> None:
     assert result.exit_code == 0
     for phrase in ("external id", "archive only", "a second sync", "--dry-run", "create_vendors"):
         assert phrase in result.output, phrase
+
+
+def test_the_demo_syncs_first_and_fails_only_the_deliberate_items(tmp_path: Path) -> None:
+    result = _run("demo", "--dir", str(tmp_path / "demo"), "--json")
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    synced = {kind["kind"]: kind["summary"] for kind in summary["sync"]["kinds"]}
+    assert synced["vendors"]["create"] == len(DEMO_CHART.vendors)
+    assert synced["tax-codes"]["create"] == len(DEMO_CHART.tax_codes)
+    assert synced["tags"]["create"] > 0
+    jobs = summary["report"]["jobs"]
+    vendor_items = sum(job["posted"] for job in jobs[2:])
+    reasons = {f["reason_type"] for job in jobs for f in job["failures"]}
+    assert len(jobs) == 3 and vendor_items > 0
+    assert reasons == {"account_unknown"}  # the deliberate ones: an account not in the ledger
