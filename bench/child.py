@@ -1,11 +1,15 @@
 """Subprocess entry points of the memory benchmark (each measurement in a fresh process).
 
-``python -m bench.child serve --items N``
-    Serves a sandbox holding one pending job of N items over loopback HTTP, prints one JSON
-    line (``base_url``, ``api_key``, ``company_id``) and serves until its stdin is closed.
+``python -m bench.child serve --items N [--receipts]``
+    Serves a sandbox holding one pending job of N items (with receipts: about 0.9 per item,
+    none of them multi-megabyte) over loopback HTTP, prints one JSON line (``base_url``,
+    ``api_key``, ``company_id``) and serves until its stdin is closed.
 
-``python -m bench.child engine --items N [--base-url URL --api-key KEY --company-id ID]``
-    Runs the engine on that job and prints one JSON line with the process's peak RSS
+``python -m bench.child engine --items N [--base-url URL --api-key KEY --company-id ID]
+[--receipts]``
+    Runs the engine (engine defaults: pages read ahead, receipts prefetched) on that job, with
+    the no-op connector or, with ``--receipts``, the network connector without its wait (so
+    every receipt is downloaded), and prints one JSON line with the process's peak RSS
     (``VmHWM``; ``ru_maxrss`` too, see :func:`ru_maxrss_kib`) before and after the run.
     Without ``--base-url`` the sandbox lives in this process (so its RSS includes every item
     the sandbox holds).
@@ -53,10 +57,12 @@ def peak_rss_kib() -> int:
     return ru_maxrss_kib()
 
 
-def _serve(items: int) -> None:
+def _serve(items: int, receipts: bool) -> None:
     from pleo_export_sandbox.server import running_server
 
-    sandbox, company_id, api_key = make_sandbox(items)
+    sandbox, company_id, api_key = make_sandbox(
+        items, attachments=receipts, large_file_rate=0.0 if receipts else None
+    )
 
     async def main() -> None:
         async with running_server(sandbox) as base_url:
@@ -81,7 +87,13 @@ def _engine(args: argparse.Namespace) -> None:
         result["rss_before_kib"] = peak_rss_kib()
         result["ru_maxrss_before_kib"] = ru_maxrss_kib()
         with tempfile.TemporaryDirectory(prefix="pleo-bench-") as work:
-            run = await run_job(pleo, Path(work), items=args.items, transport_name=transport)
+            run = await run_job(
+                pleo,
+                Path(work),
+                items=args.items,
+                transport_name=transport,
+                connector="network" if args.receipts else "noop",
+            )
         result["rss_peak_kib"] = peak_rss_kib()
         result["ru_maxrss_peak_kib"] = ru_maxrss_kib()
         result["run"] = run.to_json()
@@ -95,14 +107,21 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve")
     serve.add_argument("--items", type=int, required=True)
+    serve.add_argument("--receipts", action="store_true", help="items carry receipts")
     engine = sub.add_parser("engine")
     engine.add_argument("--items", type=int, required=True)
     engine.add_argument("--base-url")
     engine.add_argument("--api-key")
     engine.add_argument("--company-id")
+    engine.add_argument(
+        "--receipts",
+        action="store_true",
+        help="the network connector (no wait per post): every receipt is downloaded, "
+        "prefetched by the engine",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
-        _serve(args.items)
+        _serve(args.items, args.receipts)
     else:
         _engine(args)
 

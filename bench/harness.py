@@ -14,7 +14,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -222,12 +222,14 @@ async def run_job(
     transport_name: str = "in-process",
     engine_cls: type[ExportEngine] = ExportEngine,
     post_seconds: float = 0.0,
+    options: EngineOptions | None = None,
 ) -> RunResult:
     """Export the sandbox's pending job(s) once and measure the run.
 
     Must run inside an event loop (asyncio or trio). ``work_dir`` holds the state database
     and the target; it should be empty. ``post_seconds`` is the ``network`` connector's time
-    per post.
+    per post; ``options`` (a copy is changed) set the engine's concurrency (default: the
+    engine's defaults).
     """
     await anyio.Path(work_dir).mkdir(parents=True, exist_ok=True)
     transport: httpx.AsyncBaseTransport | None = None
@@ -243,7 +245,11 @@ async def run_job(
     )
     store = open_store(f"sqlite:///{work_dir / 'state.db'}")
     target = _connector(connector, client, work_dir, post_seconds)
-    options = EngineOptions(company_id=pleo.company_id, report_batch_size=report_batch_size)
+    options = replace(
+        options or EngineOptions(),
+        company_id=pleo.company_id,
+        report_batch_size=report_batch_size,
+    )
     before_requests = len(pleo.sandbox.requests) if pleo.sandbox is not None else 0
     async with client:
         await store.open()

@@ -5,7 +5,8 @@
 (validate, plan, look up, record intent, post, record outcome, report) without any I/O.
 
 :class:`NetworkConnector` is the same target across a network: each post downloads the item's
-receipts (through the engine's ``fetch_attachment``) and then takes ``post_seconds``.
+receipts (through the engine's ``fetch_attachment``) and then takes ``post_seconds``; it allows
+8 posts at once (``limits.max_concurrent_posts``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pleo_export import (
     ConnectorManifest,
     ConnectorSettings,
     ExternalRecord,
+    Limits,
     PostingPlan,
     PreparedEntry,
 )
@@ -76,6 +78,7 @@ class NetworkConnector(Connector[NetworkSettings]):
             }
         ),
         settings_model=NetworkSettings,
+        limits=Limits(max_concurrent_posts=8),
     )
 
     async def check(self, job: ExportJob) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import time
 import traceback
@@ -69,6 +70,9 @@ PRELOAD = [
 
 REPORT_BATCH = 100
 """The engine reports outcomes in PUTs of this many items (Pleo's maximum)."""
+
+POST_CONCURRENCY = 4
+"""Posts the chaos workers' connector allows at once (beancount's own limit is 1)."""
 
 API_KEY_ENV = "PLEO_EXPORT_PLEO__API_KEY"
 
@@ -137,13 +141,46 @@ async def _work(config: Path, plan: KillPlan, probe: Path) -> None:
 
 def _instrument_post(connector: Any, die_after: int | None, probe: Path) -> None:
     """Write the wall-clock time of the first post to ``probe`` (the test learns how long a
-    worker takes to reach the items); die right after post number ``die_after``."""
+    worker takes to reach the items); die right after post number ``die_after``.
+
+    The engine may post :data:`POST_CONCURRENCY` items at once. Beancount appends to one file,
+    so its calls still take turns on one lock, entered after a short random wait: several items
+    are between their recorded intent and their outcome at any instant, some written, some
+    not, which is what a kill must not turn into a duplicate or a lost entry."""
     real_post = connector.post
+    real_prepare = connector.prepare
+    real_find = connector.find_existing
+    turns = anyio.Lock()
     posts = 0
+
+    owner: int | None = None  # the task holding the turn (beancount's post looks up too)
+
+    async def taking_turns(call: Any, *args: Any) -> Any:
+        nonlocal owner
+        me = anyio.get_current_task().id
+        if owner == me:
+            return await call(*args)
+        await anyio.sleep(random.random() * 0.004)
+        async with turns:
+            owner = me
+            try:
+                return await call(*args)
+            finally:
+                owner = None
+
+    async def prepare(plan: Any) -> Any:
+        return await taking_turns(real_prepare, plan)
+
+    async def find_existing(reference: str) -> Any:
+        return await taking_turns(real_find, reference)
+
+    connector.post_concurrency = lambda: POST_CONCURRENCY
+    connector.prepare = prepare
+    connector.find_existing = find_existing
 
     async def post(prepared: Any) -> Any:
         nonlocal posts
-        record = await real_post(prepared)
+        record = await taking_turns(real_post, prepared)
         posts += 1
         if posts == 1:
             await anyio.Path(probe).write_text(repr(time.time()), encoding="utf-8")

@@ -281,6 +281,10 @@ def engine_options(
         dry_run=dry_run,
         report_interval=settings.engine.report_interval,
         post_attempts=settings.engine.post_attempts,
+        receipt_prefetch=settings.engine.receipt_prefetch,
+        receipt_prefetch_bytes=settings.engine.receipt_prefetch_bytes,
+        max_concurrent_posts=settings.engine.max_concurrent_posts,
+        read_ahead=settings.engine.read_ahead,
         plan=PlanOptions(
             rounding_tolerance_per_line=settings.engine.rounding_tolerance_per_line,
             booking_timezone=settings.engine.booking_timezone,

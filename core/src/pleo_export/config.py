@@ -33,6 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pleo_export.concurrency import ConcurrencySettings
 from pleo_export.connector import ConnectorManifest, ConnectorSettings, describe_settings_error
 
 log = logging.getLogger("pleo_export.config")
@@ -230,7 +231,7 @@ class PluginSettings(_Section):
         return {name: dict(value) for name, value in (self.model_extra or {}).items()}
 
 
-class EngineSettings(_Section):
+class EngineSettings(ConcurrencySettings, _Section):
     poll_interval: float = Field(60.0, gt=0)
     """Seconds between polls with ``run --watch``."""
     outage_backoff_max: float = Field(300.0, ge=1, le=3600)

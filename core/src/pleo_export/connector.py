@@ -81,6 +81,10 @@ class Limits(BaseModel):
     max_attachment_bytes: int | None = None
     """Receipts larger than this fail with ``receipt_file_size_limit_exceeded``."""
     max_batch_size: int = 1
+    max_concurrent_posts: int = Field(1, ge=1)
+    """How many items the engine may post at once (``post`` calls, with their look-ups and
+    ``prepare``); the default of :meth:`Connector.post_concurrency`. Raise it only when the
+    target takes concurrent writes safely."""
 
 
 class ConnectorSettings(BaseSettings):
@@ -183,6 +187,17 @@ class OutcomeUncertain(ConnectorError):
 # --- context and base class ------------------------------------------------------------------
 
 
+class ReceiptSource(Protocol):
+    """Where :meth:`ConnectorContext.fetch_attachment` takes receipts from while the engine
+    prefetches them (:mod:`pleo_export.engine.prefetch`)."""
+
+    async def fetch(
+        self, file: ExportItemFile, download: Callable[[ExportItemFile], Awaitable[bytes]]
+    ) -> bytes:
+        """``file``'s content: fetched ahead, or ``await download(file)``."""
+        ...
+
+
 class ConnectorContext:
     """What the engine lends a connector."""
 
@@ -198,6 +213,14 @@ class ConnectorContext:
         self._fetch_attachment = fetch_attachment
         self.work_dir = work_dir
         self.dry_run = dry_run
+        self.receipts: ReceiptSource | None = None
+        """Set by the engine while a job runs: receipts it downloads ahead of the posts
+        (``engine.receipt_prefetch``). Connectors never set it."""
+
+    @property
+    def download(self) -> Callable[[ExportItemFile], Awaitable[bytes]]:
+        """The plain receipt download, without the engine's prefetching or size check."""
+        return self._fetch_attachment
 
     async def fetch_attachment(
         self, file: ExportItemFile, *, label: str = "the receipt", max_bytes: int | None = None
@@ -211,7 +234,10 @@ class ConnectorContext:
         from pleo_export.attachments import download_failed, too_large
 
         try:
-            content = await self._fetch_attachment(file)
+            if self.receipts is not None:
+                content = await self.receipts.fetch(file, self._fetch_attachment)
+            else:
+                content = await self._fetch_attachment(file)
         except ItemRejected:
             raise
         except Exception as error:
@@ -273,6 +299,17 @@ class Connector(abc.ABC, Generic[SettingsT]):
         override to read it from settings (a batch never spans two jobs).
         """
         return self.manifest.limits.max_batch_size
+
+    def post_concurrency(self) -> int:
+        """How many items the engine may post at once; each ``post`` (with the item's look-ups
+        and ``prepare``) runs under one of that many slots.
+
+        Defaults to the manifest's ``limits.max_concurrent_posts`` (1: one at a time);
+        override to read it from settings. Return more than 1 only when concurrent ``post``,
+        ``prepare`` and ``find_existing`` calls are safe for the target. ``BATCH_POSTING``
+        connectors post their batches one at a time whatever this says.
+        """
+        return self.manifest.limits.max_concurrent_posts
 
     async def post_batch(
         self, entries: Sequence[PreparedEntry]

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 from pydantic import ValidationError
 
 from pleo_export.attachments import check_size
@@ -31,6 +30,7 @@ from pleo_export.connector import (
 )
 from pleo_export.engine.job import JobRun
 from pleo_export.engine.options import MAX_FAILURE_REASON, MAX_ITEM_DEPTH, EngineOptions, Hooks
+from pleo_export.engine.prefetch import ReceiptPrefetch
 from pleo_export.engine.reporting import Reporter
 from pleo_export.engine.retry import Again, Retries
 from pleo_export.ledger import ExternalRecord, PostingPlan, PreparedEntry
@@ -70,59 +70,18 @@ class Delivery:
         self.batching = (
             Capability.BATCH_POSTING in self.manifest.capabilities and not options.dry_run
         )
+        self.lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
+        self.prefetch: ReceiptPrefetch | None = None
+        """The running job's receipt prefetch (:mod:`pleo_export.engine.prefetch`), if any."""
 
     async def deliver_items(self, run: JobRun) -> None:
-        """Every export item of the job, page by page, to an outcome (steps 5 and 6)."""
-        job = run.job
-        run.aborted = None
-        run.last_flush = anyio.current_time()
-        run.batch = {}
-        if self.batching:
-            run.batch_limit = max(1, self.connector.batch_size())
-        dry_seen: set[str] = set()  # a dry run records nothing, so it remembers what it showed
-        async for page in self.client.iter_export_items(job.id):
-            page_seen: set[str] = set()
-            known = await self.store.get_items(
-                job.id, [e for e in map(_entry_id, page) if e is not None]
-            )
-            for raw in page:
-                entry_id = _entry_id(raw)
-                if entry_id is None:
-                    log.error(
-                        "export item without accountingEntryId ignored",
-                        extra=run.ctx(event="item.unidentifiable"),
-                    )
-                    continue
-                if entry_id in page_seen or entry_id in run.batch:
-                    continue  # a repeat of an item already handled (the snapshot is older)
-                page_seen.add(entry_id)
-                record = known.get(entry_id)
-                if record is None:
-                    log.warning(
-                        "export item not among the job's items; ignored",
-                        extra=run.ctx(event="item.not_in_job", accounting_entry_id=entry_id),
-                    )
-                    continue
-                if record.phase not in (ItemPhase.QUEUED, ItemPhase.POSTING):
-                    continue
-                if self.options.dry_run:
-                    if entry_id in dry_seen:
-                        continue
-                    dry_seen.add(entry_id)
-                await self._deliver(run, record, raw)
-                if len(run.batch) >= run.batch_limit:
-                    await self._post_batch(run)
-                await self.reporter.flush(run)
-        if run.batch:
-            await self._post_batch(run)
-        # Control-layer items for which Pleo returned no data.
-        for record in await self.store.items(job.id, [ItemPhase.QUEUED, ItemPhase.POSTING]):
-            if record.accounting_entry_id in dry_seen:
-                continue
-            await self._deliver(run, record, None)
-            await self.reporter.flush(run)
+        """Every export item of the job, page by page, to an outcome (steps 5 and 6); see
+        :class:`~pleo_export.engine.pipeline.ItemPipeline` for what runs at the same time."""
+        from pleo_export.engine.pipeline import ItemPipeline
 
-    async def _deliver(self, run: JobRun, record: ItemRecord, raw: dict[str, Any] | None) -> None:
+        await ItemPipeline(self).run(run)
+
+    async def deliver(self, run: JobRun, record: ItemRecord, raw: dict[str, Any] | None) -> None:
         """One item to its outcome, recorded in the outbox (not in a dry run)."""
         run.check_lease()
         entry_id = record.accounting_entry_id
@@ -130,12 +89,30 @@ class Delivery:
         try:
             outcome = await self._outcome_for(run, entry_id, raw, uncertain)
         except ConnectorError as error:
-            rejected = self._as_item_failure(run, error)
-            outcome = ItemOutcome(
-                succeeded=False,
-                failure_reason_type=rejected.reason_type,
-                failure_reason=rejected.message[:MAX_FAILURE_REASON],
-            )
+            outcome = self.failure(run, error)
+        await self.conclude(run, entry_id, outcome)
+
+    async def settle(
+        self, run: JobRun, entry_id: str, plan: PostingPlan, uncertain: bool
+    ) -> ItemOutcome | None:
+        """The connector's part of one planned item (look-up, prepare, post), its failure
+        included; ``None`` as for :meth:`_outcome_for`."""
+        try:
+            return await self._settle(run, entry_id, plan, uncertain)
+        except ConnectorError as error:
+            return self.failure(run, error)
+
+    def failure(self, run: JobRun, error: ConnectorError) -> ItemOutcome:
+        """The failed outcome of an item that raised ``error``."""
+        rejected = self._as_item_failure(run, error)
+        return ItemOutcome(
+            succeeded=False,
+            failure_reason_type=rejected.reason_type,
+            failure_reason=rejected.message[:MAX_FAILURE_REASON],
+        )
+
+    async def conclude(self, run: JobRun, entry_id: str, outcome: ItemOutcome | None) -> None:
+        """Record ``outcome`` in the outbox (a dry run only counts failures)."""
         if outcome is None:  # dry run, or waiting in a batch
             return
         if self.options.dry_run:
@@ -150,16 +127,9 @@ class Delivery:
     ) -> ItemOutcome | None:
         """Validate, plan, look up, prepare and post one item: its outcome, or ``None`` when
         there is none yet (a dry run, or the entry waits in a batch)."""
-        job, report = run.job, run.report
-        if run.aborted is not None:
-            raise ItemRejected(
-                _item_reason_for_job(run.aborted.reason_type),
-                f"not exported: the accounting system stopped accepting entries during this job "
-                f"({run.aborted.message})",
-            )
-        lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
         if raw is None:
-            if uncertain and lookup:
+            self._check_aborted(run)
+            if uncertain and self.lookup:
                 found = await self._lookup(entry_id)
                 if found is not None:
                     return _success(found, recovered=True)
@@ -168,17 +138,40 @@ class Delivery:
                 "Pleo listed this entry in the job but returned no export item data for it: "
                 "export the expense again from Pleo",
             )
+        plan = self.plan(run, raw)
+        if self.prefetch is not None:
+            self.prefetch.start(plan.attachments)
+        return await self._settle(run, entry_id, plan, uncertain)
+
+    def plan(self, run: JobRun, raw: dict[str, Any]) -> PostingPlan:
+        """Parse, validate and plan one item (no I/O); raises :class:`ItemRejected`."""
+        self._check_aborted(run)
         item = _parse_item(raw)
-        problems = self.hooks.validate_item(item=item, job=job)
+        problems = self.hooks.validate_item(item=item, job=run.job)
         if problems:
             first = problems[0]
             raise ItemRejected(
                 _item_reason(first.reason_type), "; ".join(p.message for p in problems)
             )
-        plan = plan_item(item, job, self.options.plan)
+        plan = plan_item(item, run.job, self.options.plan)
         plan = self._apply_mapping_override(plan)
         self._check_attachment_limits(plan)
-        if lookup:
+        return plan
+
+    def _check_aborted(self, run: JobRun) -> None:
+        if run.aborted is not None:
+            raise ItemRejected(
+                _item_reason_for_job(run.aborted.reason_type),
+                f"not exported: the accounting system stopped accepting entries during this job "
+                f"({run.aborted.message})",
+            )
+
+    async def _settle(
+        self, run: JobRun, entry_id: str, plan: PostingPlan, uncertain: bool
+    ) -> ItemOutcome | None:
+        report = run.report
+        self._check_aborted(run)
+        if self.lookup:
             found = await self._lookup(entry_id)
             if found is not None:
                 if self.options.dry_run:
@@ -203,7 +196,8 @@ class Delivery:
         if self.batching:
             run.batch[entry_id] = prepared
             return None
-        return await self._post(run, entry_id, prepared, lookup)
+        self._check_aborted(run)
+        return await self._post(run, entry_id, prepared, self.lookup)
 
     async def _post(
         self, run: JobRun, entry_id: str, prepared: PreparedEntry, lookup: bool
@@ -256,7 +250,7 @@ class Delivery:
 
         return await self.retries.run(attempt_post)
 
-    async def _post_batch(self, run: JobRun) -> None:
+    async def post_batch(self, run: JobRun) -> None:
         """Post the collected entries with ``post_batch`` and record every entry's outcome.
 
         The same rules as for single posts: intents are durable before the call; a transient
@@ -266,6 +260,7 @@ class Delivery:
         run.check_lease()
         job = run.job
         pending, run.batch = list(run.batch.items()), {}
+        posted = list(pending)
         lookup = Capability.LOOKUP_BY_REFERENCE in self.manifest.capabilities
         attempts = self.retries.attempts
 
@@ -329,7 +324,12 @@ class Delivery:
             return None
 
         if pending:
-            await self.retries.run(attempt_batch)
+            try:
+                await self.retries.run(attempt_batch)
+            finally:
+                if self.prefetch is not None:
+                    for _, prepared in posted:
+                        self.prefetch.discard(prepared.plan.attachments)
 
     async def _fail_all(
         self,
@@ -391,11 +391,6 @@ class Delivery:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _entry_id(raw: Any) -> str | None:
-    entry_id = raw.get("accountingEntryId") if isinstance(raw, dict) else None
-    return entry_id if isinstance(entry_id, str) else None
 
 
 def _unconfirmed(

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 if TYPE_CHECKING:
     from pleo_export.connector import JobRejected
     from pleo_export.engine.report import JobReport
@@ -45,6 +47,18 @@ class JobRun:
     """BATCH_POSTING: prepared entries waiting for ``post_batch``, by accounting entry id, in
     the order they were prepared."""
     batch_limit: int = 1
+    in_flight: set[str] = field(default_factory=set)
+    """Items planned and handed to a post slot, not finished yet (concurrent delivery)."""
+    finished_recently: set[str] = field(default_factory=set)
+    """Items finished since the current page's records were read from the store."""
+    dry_seen: set[str] = field(default_factory=set)
+    """A dry run records nothing, so it remembers which items it showed."""
+    report_due: anyio.Event | None = None
+    """Set when a full PUT of outcomes waits (the background reporter wakes up)."""
+    reporting_stopped: bool = False
+    stopping: bool = False
+    """An item's task failed (crash, lost lease, Pleo gone): the other items start nothing
+    new at the target; they are cancelled."""
 
     def check_lease(self) -> None:
         """Raise ``LeaseLost`` if the company lease covering this job is gone."""

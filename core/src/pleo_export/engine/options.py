@@ -101,3 +101,13 @@ class EngineOptions:
     plan: PlanOptions = field(default_factory=PlanOptions)
     on_preview: Callable[[PreparedEntry], None] | None = None
     """Dry run: called with each entry that would be posted."""
+    receipt_prefetch: int = 8
+    """Receipts downloaded at once ahead of the items being posted (connectors with
+    ``attachments``); 0 downloads each receipt only when the connector asks for it."""
+    receipt_prefetch_bytes: int = 64 * 1024 * 1024
+    """Bytes of prefetched receipts held (or in flight) at most, by Pleo's declared sizes."""
+    max_concurrent_posts: int | None = None
+    """Cap on the connector's :meth:`~pleo_export.connector.Connector.post_concurrency`
+    (``None``: the connector's value)."""
+    read_ahead: bool = True
+    """Fetch the next page of job items and export items while the current one is processed."""

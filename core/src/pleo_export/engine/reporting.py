@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 
 import anyio
@@ -53,6 +54,9 @@ class Reporter:
         outcome = _redacted(outcome)  # a connector's error text may quote its secrets
         await self.store.record_outcome(run.job.id, entry_id, outcome)
         run.recorded_since_flush += 1
+        due = run.report_due
+        if due is not None and run.recorded_since_flush >= self.options.report_batch_size:
+            due.set()
         if outcome.succeeded:
             if outcome.recovered:
                 report.recovered += 1
@@ -76,6 +80,31 @@ class Reporter:
         )
         self.hooks.item_outcome(job=run.job, accounting_entry_id=entry_id, outcome=outcome)
         self.progress.item_done(run.job, outcome.succeeded)
+
+    async def report_in_background(self, run: JobRun) -> None:
+        """Flush whenever a full PUT waits or ``report_interval`` has passed, until
+        :meth:`stop_background`; a flush under way is finished first, never cut off."""
+        run.reporting_stopped = False
+        run.report_due = anyio.Event()
+        checked = -math.inf
+        try:
+            while True:
+                due_at = max(run.last_flush, checked) + self.options.report_interval
+                with anyio.move_on_after(max(0.0, due_at - anyio.current_time())):
+                    await run.report_due.wait()
+                if run.reporting_stopped:
+                    return
+                run.report_due = anyio.Event()
+                checked = anyio.current_time()
+                await self.flush(run)
+        finally:
+            run.report_due = None
+
+    def stop_background(self, run: JobRun) -> None:
+        """Let :meth:`report_in_background` return once its flush (if any) is done."""
+        run.reporting_stopped = True
+        if run.report_due is not None:
+            run.report_due.set()
 
     async def flush(self, run: JobRun, *, force: bool = False) -> None:
         """Send recorded outcomes to Pleo: full batches now, the rest when due or forced."""

@@ -41,6 +41,7 @@ from pleo_export.engine.options import (
     NoProgress,
     Progress,
 )
+from pleo_export.engine.prefetch import read_ahead
 from pleo_export.engine.reconcile import reconcile
 from pleo_export.engine.report import JobReport, RunReport
 from pleo_export.engine.reporting import Reporter
@@ -310,11 +311,13 @@ class ExportEngine:
         """Step 4: every job item (the control layer) into the state store."""
         job, report = run.job, run.report
         statuses: Counter[str] = Counter()
-        async for page in self.client.iter_job_items(job.id):
-            await self.store.add_items(
-                job.id, [(item.accounting_entry_id, item.status.value) for item in page]
-            )
-            statuses.update(item.status.value for item in page)
+        pages = self.client.iter_job_items(job.id)
+        async with read_ahead(pages, enabled=self.options.read_ahead) as stream:
+            async for page in stream:
+                await self.store.add_items(
+                    job.id, [(item.accounting_entry_id, item.status.value) for item in page]
+                )
+                statuses.update(item.status.value for item in page)
         report.items_total = sum(statuses.values())
         run.final_in_pleo = statuses
         report.already_final = sum(
