@@ -602,6 +602,38 @@ def _pick(rows: list[dict[str, Any]], items: int) -> dict[str, Any] | None:
     return exact[0] if exact else None
 
 
+def network_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        out.append(
+            {
+                "target": f"network, {row['items']:,} items: wall time <= {TARGET_NETWORK_RATIO} "
+                "x max(Pleo calls / 500 per min, connector time / 8), no 429, calls at the floor",
+                "figure": f"{row['wall_seconds']:.1f} s vs {row['target_seconds']:.2f} s "
+                f"({row['ratio_to_target']:.2f}x), {row['responses_429']} x 429, "
+                f"{row['pleo_calls']} calls (floor {row['engine_floor']})",
+                "met": row["ratio_to_target"] <= TARGET_NETWORK_RATIO
+                and row["responses_429"] == 0
+                and row["pleo_calls"] <= row["engine_floor"],
+                "note": "engine defaults (receipt prefetch 8, read-ahead); the connector allows 8",
+            }
+        )
+        speedup = row.get("speedup_over_concurrency_1")
+        if speedup is not None:
+            out.append(
+                {
+                    "target": f"network, {row['items']:,} items: >= {TARGET_NETWORK_SPEEDUP:g}x "
+                    "faster than concurrency 1 everywhere",
+                    "figure": f"{row['concurrency_1_wall_seconds']:.1f} s / "
+                    f"{row['wall_seconds']:.1f} s = {speedup:.1f}x",
+                    "met": speedup >= TARGET_NETWORK_SPEEDUP,
+                    "note": "the same job with max_concurrent_posts=1, receipt_prefetch=0, "
+                    "read_ahead off",
+                }
+            )
+    return out
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     calls = results["calls"]
@@ -649,33 +681,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         }
     )
-    for row in results["network"]:
-        out.append(
-            {
-                "target": f"network, {row['items']:,} items: wall time <= {TARGET_NETWORK_RATIO} "
-                "x max(Pleo calls / 500 per min, connector time / 8), no 429, calls at the floor",
-                "figure": f"{row['wall_seconds']:.1f} s vs {row['target_seconds']:.2f} s "
-                f"({row['ratio_to_target']:.2f}x), {row['responses_429']} x 429, "
-                f"{row['pleo_calls']} calls (floor {row['engine_floor']})",
-                "met": row["ratio_to_target"] <= TARGET_NETWORK_RATIO
-                and row["responses_429"] == 0
-                and row["pleo_calls"] <= row["engine_floor"],
-                "note": "engine defaults (receipt prefetch 8, read-ahead); the connector allows 8",
-            }
-        )
-        speedup = row.get("speedup_over_concurrency_1")
-        if speedup is not None:
-            out.append(
-                {
-                    "target": f"network, {row['items']:,} items: >= {TARGET_NETWORK_SPEEDUP:g}x "
-                    "faster than concurrency 1 everywhere",
-                    "figure": f"{row['concurrency_1_wall_seconds']:.1f} s / "
-                    f"{row['wall_seconds']:.1f} s = {speedup:.1f}x",
-                    "met": speedup >= TARGET_NETWORK_SPEEDUP,
-                    "note": "the same job with max_concurrent_posts=1, receipt_prefetch=0, "
-                    "read_ahead off",
-                }
-            )
+    out += network_targets(results["network"])
     rss = results["rss"]
     if len(rss) >= 2:
         big, small = rss[-1], rss[-2]
@@ -708,6 +714,35 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _f(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_network(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    lines += ["", "## Over a real network (50 ms per Pleo call and receipt, 30 ms per post)", ""]
+    lines.append(
+        "| items | wall (s) | items/s | Pleo calls | receipts | 429s | budget wait (s) "
+        "| target (s) | wall/target | concurrency 1 (s) | speed-up | fully serial estimate (s) |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["network"]:
+        one = r.get("concurrency_1_wall_seconds")
+        lines.append(
+            f"| {r['items']:,} | {r['wall_seconds']:.1f} | {_f(r['items_per_second'], 1)} "
+            f"| {r['pleo_calls']} | {r['receipts']} | {r['responses_429']} "
+            f"| {r['budget_wait_seconds']:.1f} | {r['target_seconds']:.2f} "
+            f"| {_f(r['ratio_to_target'], 2)} | {_f(one, 1)} "
+            f"| {_f(r.get('speedup_over_concurrency_1'), 1)} | {r['serial_seconds']:.1f} |"
+        )
+    return lines
+
+
+def render_targets(results: dict[str, Any]) -> list[str]:
+    lines = ["", "## Targets", "", "| target | figure | met | note |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        lines.append(
+            f"| {t['target']} | {t['figure']} | {'yes' if t['met'] else 'NO'} | {t['note']} |"
+        )
+    return lines
 
 
 def render(results: dict[str, Any]) -> str:
@@ -784,26 +819,8 @@ def render(results: dict[str, Any]) -> str:
             f"| {r['engine_only_before_mib']:.0f} | {_f(r['engine_only_cpu_ms_per_item'])} "
             f"| {_f(r.get('receipts_peak_mib'), 0)} | {r.get('receipts_downloaded') or '-'} |"
         )
-    lines += ["", "## Over a real network (50 ms per Pleo call and receipt, 30 ms per post)", ""]
-    lines.append(
-        "| items | wall (s) | items/s | Pleo calls | receipts | 429s | budget wait (s) "
-        "| target (s) | wall/target | concurrency 1 (s) | speed-up | fully serial estimate (s) |"
-    )
-    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results["network"]:
-        one = r.get("concurrency_1_wall_seconds")
-        lines.append(
-            f"| {r['items']:,} | {r['wall_seconds']:.1f} | {_f(r['items_per_second'], 1)} "
-            f"| {r['pleo_calls']} | {r['receipts']} | {r['responses_429']} "
-            f"| {r['budget_wait_seconds']:.1f} | {r['target_seconds']:.2f} "
-            f"| {_f(r['ratio_to_target'], 2)} | {_f(one, 1)} "
-            f"| {_f(r.get('speedup_over_concurrency_1'), 1)} | {r['serial_seconds']:.1f} |"
-        )
-    lines += ["", "## Targets", "", "| target | figure | met | note |", "|---|---|---|---|"]
-    for t in results["targets"]:
-        lines.append(
-            f"| {t['target']} | {t['figure']} | {'yes' if t['met'] else 'NO'} | {t['note']} |"
-        )
+    lines += render_network(results)
+    lines += render_targets(results)
     return "\n".join(lines) + "\n"
 
 
@@ -844,6 +861,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the memory runs with receipts (prefetched); they add a few minutes at 100,000",
     )
+    parser.add_argument(
+        "--only",
+        choices=["network"],
+        help="run one section only (network: the network runs and their targets)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results", help="where latest.json goes"
@@ -870,6 +892,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sizes": sizes,
     }
+    network_sizes = list(QUICK_NETWORK_SIZES) if args.quick else args.network_sizes
+    if args.only == "network":
+        results["network"] = [
+            bench_network(items, serial=items <= args.network_serial_max) for items in network_sizes
+        ]
+        results["targets"] = network_targets(results["network"])
+        return _finish(results, args.out, started, network_only=True)
     # First, while this process is still small (see bench.child.ru_maxrss_kib).
     results["rss"] = bench_rss(rss_sizes, receipts=not args.no_rss_receipts)
     results["calls"] = bench_calls(sizes, naive_max=sizes[-1] if args.quick else 1_000)
@@ -881,20 +910,26 @@ def main(argv: list[str] | None = None) -> int:
         receipts_items=0 if args.quick else 200,
     )
     results["profile"] = bench_profile(sizes[0] if args.quick else 3_000)
-    network_sizes = list(QUICK_NETWORK_SIZES) if args.quick else args.network_sizes
     results["network"] = [
         bench_network(items, serial=items <= args.network_serial_max) for items in network_sizes
     ]
     results["targets"] = targets(results)
+    return _finish(results, args.out, started, network_only=False)
+
+
+def _finish(results: dict[str, Any], out: Path, started: float, *, network_only: bool) -> int:
     results["seconds"] = time.perf_counter() - started
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-    markdown = render(results)
+    if network_only:
+        title = f"# pleo-export benchmarks (network only, {results['finished_at']})"
+        markdown = "\n".join([title, *render_network(results), *render_targets(results)]) + "\n"
+    else:
+        markdown = render(results)
     print(markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (args.out / "latest.md").write_text(markdown)
-    log(f"done in {results['seconds']:.0f} s; wrote {args.out / 'latest.json'}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "latest.md").write_text(markdown)
+    log(f"done in {results['seconds']:.0f} s; wrote {out / 'latest.json'}")
     return 0
 
 

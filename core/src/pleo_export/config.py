@@ -266,8 +266,7 @@ class SandboxSettings(_Section):
     """What the built-in sandbox (``pleo.base_url = "sandbox"``) holds when a run starts.
 
     The in-process sandbox starts afresh on every run with the same deterministic jobs, so a
-    second run shows that nothing is posted twice: every entry is found by reference.
-    """
+    second run shows that nothing is posted twice: every entry is found by reference."""
 
     seed: int = 7
     company_name: str = "Demo Ltd"

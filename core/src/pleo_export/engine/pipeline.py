@@ -64,9 +64,10 @@ class ItemPipeline:
         )
         self.concurrent = not delivery.batching and (self.posts > 1 or self.prefetching)
         ahead = options.receipt_prefetch if self.prefetching else 0
-        self.window = self.posts + ahead
-        """Items planned and not finished at most: those being posted, and those whose
-        receipts are downloaded ahead."""
+        self.window = 2 * (self.posts + ahead)
+        """Items planned and not finished at most: those being posted, and enough planned
+        ahead of them that their receipts are there when their turn comes (a receipt takes
+        about as long as a post, so twice the slots and the downloads)."""
         self.fatal: BaseException | None = None
         """A ``KeyboardInterrupt`` or ``SystemExit`` raised in an item's task: raised again
         from the pipeline itself (an event loop lets them escape from a task unhandled)."""
