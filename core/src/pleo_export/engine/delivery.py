@@ -187,7 +187,7 @@ class Delivery:
                 "expense again",
             )
         prepared = await self.retries.call(lambda: self.connector.prepare(plan), during="prepare")
-        self.hooks.item_prepared(job=job, prepared=prepared)
+        self.hooks.item_prepared(job=run.job, prepared=prepared)
         if self.options.dry_run:
             report.would_post += 1
             if self.options.on_preview is not None:
