@@ -110,3 +110,24 @@ def test_an_oauth_token_response_nested_too_deep_is_not_a_token() -> None:
     deep = b'{"access_token": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     data = _json_object(httpx.Response(200, content=deep))
     assert set(data) == {"access_token"} and not isinstance(data["access_token"], str)
+
+
+def _nested(levels: int, leaf: Any = 1) -> Any:
+    """``levels`` arrays and objects in turn, the outermost an object (level 1)."""
+    value = leaf
+    for level in range(levels, 0, -1):
+        value = {"k": value} if level % 2 else [0, value]
+    return value
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 32])
+def test_too_deep_draws_the_line_exactly_at_the_limit(limit: int) -> None:
+    from pleo_export.pleo.depth import too_deep
+
+    assert too_deep(_nested(limit), limit) is None
+    path = too_deep({"a": 1, "b": [_nested(limit)], "c": "x"}, limit)
+    assert path is not None and path[0] == "b"
+    assert len(path) == limit  # the container at level limit + 1, named from the top
+    assert too_deep(_nested(100_000), limit) is not None  # no recursion past the limit
+    assert too_deep("scalar", limit) is None
+    assert too_deep({}, 0) == ()

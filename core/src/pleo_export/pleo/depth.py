@@ -62,8 +62,33 @@ def _clip(text: str, limit: int) -> str:
 
 def too_deep(value: Any, limit: int) -> tuple[str, ...] | None:
     """The path (``("note", "0", "0")``) to the first array or object nested more than
-    ``limit`` levels deep in ``value`` (which is level 1), or ``None``. Iterative: any depth
-    is safe."""
+    ``limit`` levels deep in ``value`` (which is level 1), or ``None``. Any depth is safe.
+
+    It runs once per export item, so the common answer, ``None``, is found by a walk that
+    builds no paths and goes at most ``limit`` levels down (:func:`_deeper_than`); only a
+    value that is too deep is walked again, iteratively, to name the path.
+    """
+    if not isinstance(value, (dict, list)):
+        return None
+    if limit >= 1 and not _deeper_than(value, limit - 1):
+        return None
+    return _path_too_deep(value, limit)
+
+
+def _deeper_than(node: dict[Any, Any] | list[Any], levels: int) -> bool:
+    """Whether an array or object sits more than ``levels`` levels below ``node``.
+
+    Recursive, but it stops ``levels`` levels down (callers pass a small limit), so Python's
+    recursion limit is never near.
+    """
+    for child in node.values() if isinstance(node, dict) else node:
+        if isinstance(child, (dict, list)) and (levels == 0 or _deeper_than(child, levels - 1)):
+            return True
+    return False
+
+
+def _path_too_deep(value: Any, limit: int) -> tuple[str, ...] | None:
+    """:func:`too_deep`'s path, found iteratively (slow: it builds a path per container)."""
     stack: list[tuple[Any, int, tuple[str, ...]]] = [(value, 1, ())]
     while stack:
         node, level, path = stack.pop()
