@@ -131,3 +131,23 @@ def test_too_deep_draws_the_line_exactly_at_the_limit(limit: int) -> None:
     assert too_deep(_nested(100_000), limit) is not None  # no recursion past the limit
     assert too_deep("scalar", limit) is None
     assert too_deep({}, 0) == ()
+
+
+def test_too_deep_agrees_with_a_full_walk_on_random_shapes() -> None:
+    import random
+
+    from pleo_export.pleo.depth import _path_too_deep, too_deep
+
+    rng = random.Random(13)
+
+    def shape(levels: int) -> Any:
+        if levels == 0 or rng.random() < 0.2:
+            return rng.choice([1, "s", None, [], {}])
+        children = [shape(levels - 1) for _ in range(rng.randint(0, 3))]
+        if rng.random() < 0.5:
+            return children
+        return {f"k{i}": child for i, child in enumerate(children)}
+
+    for _ in range(2_000):
+        value, limit = shape(rng.randint(0, 9)), rng.randint(0, 8)
+        assert too_deep(value, limit) == _path_too_deep(value, limit), (value, limit)

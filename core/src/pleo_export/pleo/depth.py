@@ -79,11 +79,17 @@ def _deeper_than(node: dict[Any, Any] | list[Any], levels: int) -> bool:
     """Whether an array or object sits more than ``levels`` levels below ``node``.
 
     Recursive, but it stops ``levels`` levels down (callers pass a small limit), so Python's
-    recursion limit is never near.
+    recursion limit is never near. Each call looks two levels down, which halves the calls.
     """
     for child in node.values() if isinstance(node, dict) else node:
-        if isinstance(child, (dict, list)) and (levels == 0 or _deeper_than(child, levels - 1)):
-            return True
+        if isinstance(child, (dict, list)):
+            if levels == 0:
+                return True
+            for grandchild in child.values() if isinstance(child, dict) else child:
+                if isinstance(grandchild, (dict, list)) and (
+                    levels == 1 or _deeper_than(grandchild, levels - 2)
+                ):
+                    return True
     return False
 
 
