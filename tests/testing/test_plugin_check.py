@@ -87,12 +87,24 @@ class Everything:
         self, job: Any, accounting_entry_id: str, outcome: Any
     ) -> None: ...
 
+    @hookimpl
+    def pleo_export_service_started(self, service: Any) -> Any:
+        return None
+
+    @hookimpl
+    def pleo_export_round_finished(self, result: Any) -> None: ...
+
 
 async def test_an_observing_plugin_with_settings_passes(tmp_path: Path) -> None:
     report = await check_plugin(
         Watcher, name="watcher", settings={"token": "tok-123456"}, work_dir=tmp_path
     )
-    assert report.hooks == tuple(sorted(OBSERVING_HOOKS))
+    assert set(report.hooks) < OBSERVING_HOOKS
+    assert report.hooks == (
+        "pleo_export_item_outcome",
+        "pleo_export_job_finished",
+        "pleo_export_job_started",
+    )
     assert report.settings_fields == ("channel", "token")
     # The plugin was made to raise in each hook, and each failure was logged.
     assert set(report.isolated) == set(report.hooks)
@@ -105,7 +117,7 @@ async def test_an_observing_plugin_with_settings_passes(tmp_path: Path) -> None:
 
 async def test_a_plugin_in_every_hook_is_isolated_in_every_hook(tmp_path: Path) -> None:
     report = await check_plugin(Everything, name="everything", work_dir=tmp_path)
-    assert len(report.hooks) == 7
+    assert len(report.hooks) == 9
     assert set(report.isolated) == set(report.hooks)
 
 

@@ -76,6 +76,7 @@ from pleo_export.tax_numbers import normalise_tax_number, tax_number_forms, tax_
 
 if TYPE_CHECKING:
     from pleo_export.engine.report import ItemFailure, JobReport, RunReport
+    from pleo_export.service import LeaseState, PleoCalls, RoundResult, ServiceView
     from pleo_export.state.base import ItemOutcome
 
 __version__ = "0.1.0"
@@ -87,6 +88,10 @@ _LAZY = {
     "ItemOutcome": "pleo_export.state.base",
     "JobReport": "pleo_export.engine.report",
     "RunReport": "pleo_export.engine.report",
+    "LeaseState": "pleo_export.service",
+    "PleoCalls": "pleo_export.service",
+    "RoundResult": "pleo_export.service",
+    "ServiceView": "pleo_export.service",
 }
 
 
@@ -134,9 +139,11 @@ __all__ = [
     "ItemRejected",
     "JobRejected",
     "JobReport",
+    "LeaseState",
     "LedgerEntry",
     "Limits",
     "OutcomeUncertain",
+    "PleoCalls",
     "PluginSettings",
     "Posting",
     "PostingPlan",
@@ -146,7 +153,9 @@ __all__ = [
     "ResolvedPosting",
     "Role",
     "RoleAccountSettings",
+    "RoundResult",
     "RunReport",
+    "ServiceView",
     "SettlementRequest",
     "SupportsScaffold",
     "TargetTemporarilyUnavailable",

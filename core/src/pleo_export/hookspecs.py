@@ -25,6 +25,7 @@ in step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from pleo_export.ledger import PostingPlan, PreparedEntry
     from pleo_export.masterdata import BookedEntry
     from pleo_export.pleo.models import ExportItem, ExportJob
+    from pleo_export.service import RoundResult, ServiceView
     from pleo_export.state.base import ItemOutcome
 
 PROJECT = "pleo_export"
@@ -187,3 +189,26 @@ def pleo_export_item_outcome(
     job: ExportJob, accounting_entry_id: str, outcome: ItemOutcome
 ) -> None:
     """Called once per item when its outcome is recorded (before it is reported to Pleo)."""
+
+
+# --- the service (run --watch, serve) ---------------------------------------------------------
+
+
+@hookspec
+def pleo_export_service_started(
+    service: ServiceView,
+) -> AbstractAsyncContextManager[object] | None:
+    """Called once when ``run --watch`` or ``serve`` starts, before the first round.
+
+    Keep ``service`` to read the Pleo client's counters and the leases live. Return an async
+    context manager to run something beside the service (an HTTP endpoint): it is entered
+    now, in the service's event loop, and exited when the service stops (also on SIGTERM).
+    An error while entering it stops the command with exit code 2.
+    """
+
+
+@hookspec
+def pleo_export_round_finished(result: RoundResult) -> None:
+    """Called after every round of ``run`` (one round) and of ``run --watch``/``serve``: when
+    the pending jobs are done, or when Pleo could not be reached (``result.succeeded``
+    ``False``). Not called for a dry run."""

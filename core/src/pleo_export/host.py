@@ -22,6 +22,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from pleo_export.ledger import PostingPlan, PreparedEntry
     from pleo_export.masterdata import BookedEntry
     from pleo_export.pleo.models import ExportItem, ExportJob
+    from pleo_export.service import RoundResult, ServiceView
     from pleo_export.state.base import ItemOutcome
 
 CONNECTORS_GROUP = "pleo_export.connectors"
@@ -411,6 +413,25 @@ class PluginHost:
         self.pm.hook.pleo_export_job_reconciled(
             job=job, report=report, references=references, booked=booked, problem=problem
         )
+
+    def service_started(self, *, service: ServiceView) -> list[AbstractAsyncContextManager[object]]:
+        """The context managers plugins want run beside the service (``None`` results left out;
+        a result that is not an async context manager is a :class:`PluginError`)."""
+        results: list[object] = self.pm.hook.pleo_export_service_started(service=service)
+        contexts: list[AbstractAsyncContextManager[object]] = []
+        for result in results:
+            if result is None:
+                continue
+            if not isinstance(result, AbstractAsyncContextManager):
+                raise PluginError(
+                    "pleo_export_service_started must return an async context manager or None, "
+                    f"a plugin returned {type(result).__name__}; see docs/hooks.md"
+                )
+            contexts.append(result)
+        return contexts
+
+    def round_finished(self, *, result: RoundResult) -> None:
+        self.pm.hook.pleo_export_round_finished(result=result)
 
 
 def _resolve_paths(settings: Any, config_dir: Path) -> Any:

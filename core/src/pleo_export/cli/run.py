@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,8 +18,11 @@ from pleo_export.cli.common import (
 )
 from pleo_export.cli.output import TerminalProgress, print_report, report_exit_code
 from pleo_export.cli.root import main
+from pleo_export.config import ConfigError
 from pleo_export.engine.report import RunReport
+from pleo_export.host import PluginError, PluginHost
 from pleo_export.ledger import PreparedEntry
+from pleo_export.service import Service
 
 if TYPE_CHECKING:
     import httpx
@@ -112,6 +116,7 @@ async def _run_async(
     companies: tuple[str, ...] = (),
     verbose: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
+    serving: bool = False,
 ) -> int:
     from pleo_export.app import open_session
     from pleo_export.engine.runner import EngineOptions
@@ -142,15 +147,38 @@ async def _run_async(
             read_timeout=hook.read_timeout,
             max_connections=hook.max_connections,
         ) as wakeups,
+        AsyncExitStack() as plugin_services,
     ):
         runner = s.worker if s.worker is not None else s.engine
         drafts = draft_vendors(s) if watch else None
+        service = Service(s.worker, s.client.stats, poll_interval=settings.engine.poll_interval)
+        if watch:
+            started = await _start_plugin_services(plugin_services, s.host, service)
+            log.info(
+                "watching for export jobs",
+                extra={
+                    "event": "watch.started",
+                    "poll_interval": settings.engine.poll_interval,
+                    "webhooks": wakeups.url,
+                    "plugin_services": started,
+                    "worker": s.worker.holder,
+                },
+            )
+            if serving:
+                hooks_at = wakeups.url or "off (set webhooks.listen and webhooks.secret)"
+                click.echo(
+                    f"pleo-export serve: polling every {settings.engine.poll_interval:g} s; "
+                    f"webhooks: {hooks_at}; plugin endpoints: {started}; worker "
+                    f"{s.worker.holder}; stop with SIGTERM",
+                    err=True,
+                )
         last_idle: tuple[list[str], dict[str, int]] | None = None
         outage = OutageBackoff(
             first=min(settings.engine.poll_interval, 5.0),
             cap=max(settings.engine.outage_backoff_max, min(settings.engine.poll_interval, 5.0)),
         )
         while True:
+            service.round_started()
             try:
                 if job_id:
                     job_report = await runner.run_job(job_id)
@@ -178,8 +206,12 @@ async def _run_async(
                         "retry_in": round(delay, 1),
                     },
                 )
+                if not dry_run:
+                    s.host.round_finished(result=service.round_finished(jobs=0, error=str(cause)))
                 await wakeups.wait(delay)
                 continue
+            if not dry_run:
+                s.host.round_finished(result=service.round_finished(jobs=len(report.jobs)))
             if outage.failures:
                 log.warning(
                     "Pleo is reachable again",
@@ -233,6 +265,20 @@ async def handle_drafts(drafts: DraftVendors, announced: list[str], *, quiet: bo
             if outcome.repeated:
                 continue
             click.echo(f"vendor {outcome.name!r}: {outcome.status.value}: {outcome.message}")
+
+
+async def _start_plugin_services(stack: AsyncExitStack, host: PluginHost, service: Service) -> int:
+    """Enter what plugins run beside the service (``pleo_export_service_started``); return
+    how many. A plugin whose service cannot start stops the command (exit 2)."""
+    contexts = host.service_started(service=service)
+    for context in contexts:
+        try:
+            await stack.enter_async_context(context)
+        except (PluginError, ConfigError):
+            raise
+        except Exception as error:
+            raise PluginError(f"a plugin's service could not start: {error}") from error
+    return len(contexts)
 
 
 def _print_preview(prepared: PreparedEntry) -> None:

@@ -12,6 +12,7 @@ seeds, so two runs can be compared item by item.
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,8 @@ from pleo_export.connector import (
 )
 from pleo_export.engine.factory import EngineFactory, connector_context
 from pleo_export.engine.options import EngineOptions, Hooks
+from pleo_export.engine.worker import Worker
+from pleo_export.host import PluginHost
 from pleo_export.ledger import (
     ExternalRecord,
     PostingPlan,
@@ -42,6 +45,7 @@ from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportJob
 from pleo_export.pleo.models import ExportJobItemFailureReasonType as ItemReason
 from pleo_export.pleo.ratelimit import RetryPolicy
+from pleo_export.service import Service
 from pleo_export.state import open_store
 from pleo_export.testing.items import stable_id
 from pleo_export_sandbox import UNKNOWN_ACCOUNT_CODE, Sandbox, SandboxConfig
@@ -224,20 +228,30 @@ async def run_export(hooks: Hooks, work_dir: Path) -> ExportOutcome:
                 await connector.open()
                 factory = EngineFactory(client=client, store=store, hooks=hooks, options=options)
                 engine = factory.build(connector, company_id=company.id)
-                for vendor_based, count, seed in (
-                    (False, JOURNAL_ITEMS, 1),
-                    (True, VENDOR_ITEMS, 2),
-                ):
-                    job = sandbox.queue_export(
-                        company.id,
-                        count=count,
-                        seed=seed,
-                        vendor_based_bookkeeping=vendor_based,
-                        unknown_account_rate=0.0 if vendor_based else 0.35,
-                        attachments=False,
-                    )
-                    jobs.append((vendor_based, job))
-                    await engine.run_pending()
+                # The service hooks, as `run --watch` calls them: one round per job.
+                service = Service(Worker(engine, [company.id]), client.stats, poll_interval=1.0)
+                async with AsyncExitStack() as services:
+                    if isinstance(hooks, PluginHost):
+                        for running in hooks.service_started(service=service):
+                            await services.enter_async_context(running)
+                    for vendor_based, count, seed in (
+                        (False, JOURNAL_ITEMS, 1),
+                        (True, VENDOR_ITEMS, 2),
+                    ):
+                        job = sandbox.queue_export(
+                            company.id,
+                            count=count,
+                            seed=seed,
+                            vendor_based_bookkeeping=vendor_based,
+                            unknown_account_rate=0.0 if vendor_based else 0.35,
+                            attachments=False,
+                        )
+                        jobs.append((vendor_based, job))
+                        service.round_started()
+                        report = await engine.run_pending()
+                        result = service.round_finished(jobs=len(report.jobs))
+                        if isinstance(hooks, PluginHost):
+                            hooks.round_finished(result=result)
             finally:
                 await connector.close()
                 await store.close()

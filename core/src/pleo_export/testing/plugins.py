@@ -21,7 +21,8 @@ It checks, and raises :class:`PluginCheckFailure` listing every problem found:
   :mod:`pleo_export.testing.plugin_run`) ends exactly as without the plugin when every hook
   the plugin implements raises, and each such failure is logged (``plugin.hook_failed``);
 - **behaviour**: the export also runs with the plugin as it is, configured with ``settings``;
-  a plugin that only observes (``job_started``, ``job_finished``, ``item_outcome``) must not
+  a plugin that only observes (``job_started``, ``job_finished``, ``item_outcome``,
+  ``service_started``, ``round_finished``) must not
   change its outcome, and no log line of that run may hold a secret of the settings.
 """
 
@@ -47,7 +48,13 @@ from pleo_export.testing.checks import MAX_LISTED_PROBLEMS
 from pleo_export.testing.plugin_run import ExportOutcome, run_export
 
 OBSERVING_HOOKS = frozenset(
-    {"pleo_export_job_started", "pleo_export_job_finished", "pleo_export_item_outcome"}
+    {
+        "pleo_export_job_started",
+        "pleo_export_job_finished",
+        "pleo_export_item_outcome",
+        "pleo_export_service_started",
+        "pleo_export_round_finished",
+    }
 )
 """Hooks whose answer the engine ignores: a plugin implementing only these cannot change an
 export's outcome, and the check holds it to that."""
