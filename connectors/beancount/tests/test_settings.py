@@ -84,6 +84,7 @@ def test_manifest():
         "read_tax_codes",
         "read_dimensions",
         "create_vendors",
+        "read_booked",
     }
 
 

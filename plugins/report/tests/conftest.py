@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from pleo_export.app import open_session
 from pleo_export.config import load_settings
 from pleo_export.demo import prepare_demo
 from pleo_export.engine.report import RunReport
-from pleo_export.host import PluginHost
+from pleo_export.host import Origin, PluginHost
 from pleo_export_report import ReportPlugin
 
 HOSTILE_NAMES = [
@@ -71,6 +71,7 @@ async def export(
     table: str = "",
     mutate: Mutate | None = None,
     unknown_account_rate: float = 0.1,
+    extra: Sequence[object] = (),
 ) -> Exported:
     """One sandbox job of ``items`` items exported into a beancount ledger in ``directory``,
     with the report plugin loaded from its entry point and ``table`` as [plugins.report]."""
@@ -88,6 +89,8 @@ async def export(
     host = PluginHost(strict=True, disabled=sorted(others - {"report"}))
     plugin = host.pm.get_plugin("report")
     assert isinstance(plugin, ReportPlugin), "the report plugin is not installed in this venv"
+    for n, other in enumerate(extra):
+        assert host.register(other, Origin(f"extra{n}", "tests", "tests", "0"))
     hostile: dict[str, str] = {}
     async with open_session(settings, host=host) as session:
         if mutate is not None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import html
 import logging
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from pleo_export import BookedEntry, BookedPosting, Capability
+from pleo_export import BookedEntry, BookedPosting, Capability, hookimpl
 from pleo_export.host import PluginConfigError, PluginHost
 from pleo_export.testing import check_plugin
 from pleo_export_beancount import BeancountConnector
@@ -54,6 +55,43 @@ async def test_export_writes_html_and_csv_with_every_item(tmp_path: Path) -> Non
     assert f"<th>Failed</th><td>{job.failed}</td>" in text
     assert f"<th>Posted now</th><td>{job.posted}</td>" in text
     assert text.count('href="file:') == job.posted
+    # beancount reads back what it booked: every posted item compared, all balanced.
+    assert f"Balanced: the {job.posted} items compared are booked exactly" in text
+    assert '<table class="totals">' in text and "Differences (0)" in text
+
+
+class EditsTheLedger:
+    """Stands for a person who changes a booked amount by hand before the read-back."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.changed: str | None = None
+
+    @hookimpl
+    def pleo_export_job_finished(self) -> None:
+        text = self.output.read_text(encoding="utf-8")
+        current = ""
+        lines = text.splitlines(keepends=True)
+        for n, line in enumerate(lines):
+            if line.startswith("; pleo-export begin "):
+                current = line.split()[-1]
+            found = re.match(r"^(\s+Expenses:\S+\s+)(\d+)\.(\d\d)( \w{3}.*)$", line, re.DOTALL)
+            if found and self.changed is None:
+                lines[n] = f"{found[1]}{int(found[2]) + 1}.{found[3]}{found[4]}"
+                self.changed = current
+        self.output.write_text("".join(lines), encoding="utf-8")
+
+
+async def test_a_booked_amount_changed_by_hand_is_listed_as_a_difference(tmp_path: Path) -> None:
+    editor = EditsTheLedger(tmp_path / "demo" / "ledger" / "pleo-export.beancount")
+    done = await export(tmp_path / "demo", items=8, unknown_account_rate=0.0, extra=[editor])
+    (page,) = done.html()
+    text = page.read_text(encoding="utf-8")
+    assert editor.changed
+    assert "1 difference in 8 items compared; 0 items with nothing booked" in text
+    (row,) = re.findall(r'<tr class="diff"><td class="ref">([^<]*)</td>', text)
+    assert row == editor.changed
+    assert "amounts differ" in text and "1.00 GBP</td>" in text
 
 
 async def test_hostile_vendor_names_are_escaped_in_html_and_csv(tmp_path: Path) -> None:
@@ -176,7 +214,7 @@ def test_reconciliation_lists_every_difference() -> None:
 
     data = JobData(job_id="job-1", company_id="co", rows=rows, reconciliation=result)
     page = render_html(data)
-    assert "5 differences in 3 items compared; 1 items with nothing booked" in page
+    assert "5 differences in 3 items compared; 1 item with nothing booked" in page
     assert page.count('<tr class="diff"><td class="ref">') == 5
     assert 'id="not-compared"' in page
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from pleo_export import (
     AccountingDimension,
     AccountingTaxCode,
     AccountingVendor,
+    BookedEntry,
     BookedInvoice,
     Capability,
     Connector,
@@ -44,6 +46,7 @@ from pleo_export import (
 from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES, extension_for, too_large
 from pleo_export_beancount import masterdata
+from pleo_export_beancount.booked import read_booked
 from pleo_export_beancount.chart import LoadedLedger, PayableIndex, load_ledger
 from pleo_export_beancount.documents import remove_documents, write_document
 from pleo_export_beancount.output import OutputFile, disk_full, out_of_space
@@ -125,6 +128,7 @@ class BeancountConnector(Connector[BeancountSettings]):
                 Capability.READ_TAX_CODES,
                 Capability.READ_DIMENSIONS,
                 Capability.CREATE_VENDORS,
+                Capability.READ_BOOKED,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES),
@@ -553,6 +557,11 @@ class BeancountConnector(Connector[BeancountSettings]):
             label=f"files[{attachment.index}]",
             max_bytes=self.manifest.limits.max_attachment_bytes,
         )
+
+    async def read_booked(self, references: Sequence[str]) -> Sequence[BookedEntry]:
+        """What the ledger holds now under each reference (``pleo-entry-id``), read with
+        beancount from the whole ledger; see :mod:`pleo_export_beancount.booked`."""
+        return await anyio.to_thread.run_sync(read_booked, self.settings.ledger, list(references))
 
     async def find_existing(self, reference: str) -> ExternalRecord | None:
         """The entry posted for ``reference``, from the ledger index or the output file."""

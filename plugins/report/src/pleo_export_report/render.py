@@ -173,6 +173,10 @@ def _items(data: JobData) -> str:
     return "".join(parts)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _total_row(total: Total) -> str:
     css = ' class="diff"' if total.difference else ""
     return (
@@ -207,10 +211,11 @@ def _reconciliation(data: JobData) -> str:
             "compared are booked exactly as Pleo's figures say.</p>"
         )
     else:
+        differences = _count(len(rec.differences), "difference")
         status = (
-            f'<p class="bad" id="reconciliation-status">{len(rec.differences)} differences '
-            f"in {rec.compared} items compared; {len(rec.missing)} items with nothing "
-            "booked.</p>"
+            f'<p class="bad" id="reconciliation-status">{differences} '
+            f"in {_count(rec.compared, 'item')} compared; {_count(len(rec.missing), 'item')} "
+            "with nothing booked.</p>"
         )
     parts.append(status)
     parts.append(
