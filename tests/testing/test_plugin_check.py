@@ -57,6 +57,9 @@ class Watcher:
         self.finished.append(report.final_event or "none")
 
 
+booked_by_ledger: list[tuple[int, Any, Any]] = []
+
+
 class Everything:
     """A plugin in every hook: validation, mapping and classification included."""
 
@@ -94,17 +97,24 @@ class Everything:
     @hookimpl
     def pleo_export_round_finished(self, result: Any) -> None: ...
 
+    @hookimpl
+    def pleo_export_item_prepared(self, prepared: Any) -> None: ...
+
+    @hookimpl
+    def pleo_export_job_reconciled(self, references: Any, booked: Any, problem: Any) -> None:
+        booked_by_ledger.append((len(references), booked, problem))
+
 
 async def test_an_observing_plugin_with_settings_passes(tmp_path: Path) -> None:
     report = await check_plugin(
         Watcher, name="watcher", settings={"token": "tok-123456"}, work_dir=tmp_path
     )
-    assert set(report.hooks) < OBSERVING_HOOKS
     assert report.hooks == (
         "pleo_export_item_outcome",
         "pleo_export_job_finished",
         "pleo_export_job_started",
     )
+    assert set(report.hooks) <= OBSERVING_HOOKS
     assert report.settings_fields == ("channel", "token")
     # The plugin was made to raise in each hook, and each failure was logged.
     assert set(report.isolated) == set(report.hooks)
@@ -116,9 +126,14 @@ async def test_an_observing_plugin_with_settings_passes(tmp_path: Path) -> None:
 
 
 async def test_a_plugin_in_every_hook_is_isolated_in_every_hook(tmp_path: Path) -> None:
+    booked_by_ledger.clear()
     report = await check_plugin(Everything, name="everything", work_dir=tmp_path)
-    assert len(report.hooks) == 9
+    assert len(report.hooks) == 11
     assert set(report.isolated) == set(report.hooks)
+    # The check's ledger reads its entries back: the journal job's 5 booked items.
+    [(references, booked, problem)] = booked_by_ledger
+    assert references == 5 and problem is None
+    assert len(booked) == 5 and all(entry.postings for entry in booked)
 
 
 async def _problems(plugin: object, **kwargs: Any) -> str:

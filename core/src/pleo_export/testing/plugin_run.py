@@ -4,7 +4,8 @@ One run is two jobs of one sandbox company, exported by the real engine through 
 Pleo client into an in-memory ledger: a journal job in which some items fail (a line on an
 account the ledger does not know; the ledger raises a plain ``LookupError``, so the
 ``pleo_export_classify_error`` hook is asked), and a vendor-based job that fails pre-export
-validation (the ledger has no accounts payable). Together they call every hook of
+validation (the ledger has no accounts payable). The ledger reads its entries back
+(``read_booked``) for ``pleo_export_job_reconciled``. Together they call every hook of
 :mod:`pleo_export.hookspecs`. Every run builds a fresh sandbox with the same company and
 seeds, so two runs can be compared item by item.
 """
@@ -12,6 +13,7 @@ seeds, so two runs can be compared item by item.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from pleo_export.ledger import (
     ResolvedPosting,
     Role,
 )
+from pleo_export.masterdata import BookedEntry, BookedPosting
 from pleo_export.pleo.auth import ApiKeyAuth
 from pleo_export.pleo.client import PleoClient
 from pleo_export.pleo.models import ExportJob
@@ -73,7 +76,9 @@ class MemoryLedger(Connector[LedgerSettings]):
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
         id="plugin-check",
         display_name="Plugin check ledger (in memory)",
-        capabilities=frozenset({Capability.JOURNAL, Capability.LOOKUP_BY_REFERENCE}),
+        capabilities=frozenset(
+            {Capability.JOURNAL, Capability.LOOKUP_BY_REFERENCE, Capability.READ_BOOKED}
+        ),
         settings_model=LedgerSettings,
     )
     ledger: Ledger
@@ -107,6 +112,21 @@ class MemoryLedger(Connector[LedgerSettings]):
     async def post(self, prepared: PreparedEntry) -> ExternalRecord:
         self.ledger.entries[prepared.plan.reference] = prepared.entries
         return _record(prepared.plan.reference)
+
+    async def read_booked(self, references: Sequence[str]) -> Sequence[BookedEntry]:
+        return [
+            BookedEntry(
+                reference=reference,
+                external_id=_record(reference).external_id,
+                postings=tuple(
+                    BookedPosting(account=p.account, amount=p.amount, currency=p.currency)
+                    for entry in self.ledger.entries[reference]
+                    for p in entry.postings
+                ),
+            )
+            for reference in references
+            if reference in self.ledger.entries
+        ]
 
     def classify_error(self, error: BaseException) -> ConnectorError | None:
         if isinstance(error, LookupError):

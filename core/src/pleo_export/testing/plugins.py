@@ -21,8 +21,7 @@ It checks, and raises :class:`PluginCheckFailure` listing every problem found:
   :mod:`pleo_export.testing.plugin_run`) ends exactly as without the plugin when every hook
   the plugin implements raises, and each such failure is logged (``plugin.hook_failed``);
 - **behaviour**: the export also runs with the plugin as it is, configured with ``settings``;
-  a plugin that only observes (``job_started``, ``job_finished``, ``item_outcome``,
-  ``service_started``, ``round_finished``) must not
+  a plugin that only observes (:data:`OBSERVING_HOOKS`) must not
   change its outcome, and no log line of that run may hold a secret of the settings.
 """
 
@@ -51,7 +50,9 @@ OBSERVING_HOOKS = frozenset(
     {
         "pleo_export_job_started",
         "pleo_export_job_finished",
+        "pleo_export_item_prepared",
         "pleo_export_item_outcome",
+        "pleo_export_job_reconciled",
         "pleo_export_service_started",
         "pleo_export_round_finished",
     }
