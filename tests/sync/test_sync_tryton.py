@@ -97,6 +97,7 @@ async def _vendor_appears(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     name: str,
+    tax_number: str,
     *,
     webhook: bool,
 ) -> None:
@@ -119,7 +120,7 @@ async def _vendor_appears(
         if webhook:
             sandbox.webhooks.subscribe(f"http://127.0.0.1:{port}/pleo/webhooks", secret=SECRET)
         draft = sandbox.create_draft_vendor(
-            company.id, name, CURRENCY, country="GB", tax_registration_number="GB 777 8888"
+            company.id, name, CURRENCY, country="GB", tax_registration_number=tax_number
         )
         if webhook:
             assert await sandbox.webhooks.deliver() == 1
@@ -133,10 +134,14 @@ async def _vendor_appears(
 async def test_a_vendor_created_in_pleo_appears_in_tryton_announced_by_webhook(
     tryton: TrytonServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _vendor_appears(tryton, tmp_path, monkeypatch, "Webhook Widgets Ltd", webhook=True)
+    await _vendor_appears(
+        tryton, tmp_path, monkeypatch, "Webhook Widgets Ltd", "GB7778888", webhook=True
+    )
 
 
 async def test_a_vendor_created_in_pleo_appears_in_tryton_found_by_polling(
     tryton: TrytonServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _vendor_appears(tryton, tmp_path, monkeypatch, "Polled Parts GmbH", webhook=False)
+    await _vendor_appears(
+        tryton, tmp_path, monkeypatch, "Polled Parts GmbH", "DE123987654", webhook=False
+    )
