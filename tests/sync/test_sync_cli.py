@@ -138,3 +138,38 @@ def test_the_demo_syncs_first_and_fails_only_the_deliberate_items(tmp_path: Path
     reasons = {f["reason_type"] for job in jobs for f in job["failures"]}
     assert len(jobs) == 3 and vendor_items > 0
     assert reasons == {"account_unknown"}  # the deliberate ones: an account not in the ledger
+
+
+@pytest.mark.anyio
+async def test_company_picks_which_company_of_an_organisation_is_synced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pleo_export.cli.common import Context
+    from pleo_export.cli.sync import _sync_async
+    from pleo_export_sandbox import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig(seed_master_data=False))
+    first, second = (sandbox.add_company(wallet_currency="GBP") for _ in range(2))
+    key = sandbox.add_organisation_key([first.id, second.id])
+    connector = PluginHost(load_entry_points=False).load_connector("beancount")
+    values = connector.scaffold(tmp_path, DEMO_CHART, "GBP")  # type: ignore[attr-defined]
+    config = tmp_path / "pleo-export.toml"
+    config.write_text(
+        f'[pleo]\nbase_url = "{sandbox.base_url}"\ncompany_ids = ["{first.id}", "{second.id}"]\n'
+        f'[state]\nurl = "sqlite:///{tmp_path / "state.db"}"\n'
+        f'[connector]\nname = "beancount"\n[connector.settings]\nledger = "{values["ledger"]}"\n'
+    )
+    monkeypatch.setenv("PLEO_EXPORT_PLEO__API_KEY", key.secret)
+    code = await _sync_async(
+        Context(config, "warning", None),
+        ("vendors",),
+        False,
+        True,
+        second.id,
+        transport=sandbox.transport(),
+    )
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["writes"] == len(DEMO_CHART.vendors)
+    assert len(sandbox.master_data(second.id).vendors) == len(DEMO_CHART.vendors)
+    assert len(sandbox.master_data(first.id).vendors) == 0

@@ -19,6 +19,8 @@ from pleo_export.cli.common import (
 from pleo_export.cli.root import main
 
 if TYPE_CHECKING:
+    import httpx
+
     from pleo_export.sync.diff import Change
     from pleo_export.sync.drafts import DraftOutcome
     from pleo_export.sync.runner import KindOutcome, SyncReport
@@ -32,8 +34,14 @@ KIND_NAMES = ("vendors", "tax-codes", "tags")
     "--dry-run", is_flag=True, help="Show the difference as a table; write nothing to Pleo."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and outcome as JSON.")
+@click.option(
+    "--company",
+    help="Sync this company (default: pleo.company_id, or the first of pleo.company_ids).",
+)
 @click.pass_obj
-def sync(obj: Context, kinds: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def sync(
+    obj: Context, kinds: tuple[str, ...], dry_run: bool, as_json: bool, company: str | None
+) -> None:
     """Bring Pleo's vendors, tax codes and tags in step with the accounting system.
 
     \b
@@ -66,11 +74,18 @@ def sync(obj: Context, kinds: tuple[str, ...], dry_run: bool, as_json: bool) -> 
       pleo-export sync vendors             vendors only (and draft vendors)
       pleo-export sync --json > sync.json  plan and outcome, machine-readable
     """
-    code = run_command(lambda: _sync_async(obj, kinds, dry_run, as_json), as_json=as_json)
+    code = run_command(lambda: _sync_async(obj, kinds, dry_run, as_json, company), as_json=as_json)
     sys.exit(code)
 
 
-async def _sync_async(obj: Context, names: tuple[str, ...], dry_run: bool, as_json: bool) -> int:
+async def _sync_async(
+    obj: Context,
+    names: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    company: str | None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
     from pleo_export.app import open_session
     from pleo_export.pleo.masterdata import PleoMasterData
     from pleo_export.sync.diff import Kind
@@ -79,7 +94,10 @@ async def _sync_async(obj: Context, names: tuple[str, ...], dry_run: bool, as_js
 
     settings = obj.settings()
     kinds = [Kind(name) for name in dict.fromkeys(names)] or list(Kind)
-    async with open_session(settings, dry_run=dry_run) as session:
+    companies = (company,) if company else None
+    async with open_session(
+        settings, dry_run=dry_run, companies=companies, transport=transport
+    ) as session:
         connector = session.connector
         manifest = type(connector).manifest
         if names:
