@@ -247,3 +247,16 @@ async def test_companies_do_not_see_each_others_master_data(
             "Mine"
         ]
         assert env.sandbox.master_data(other.id).vendors == {}
+
+
+def test_the_python_example_in_docs_webhooks_md_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    exec(compile(example, "docs/webhooks.md", "exec"), {"__name__": "docs_example"})  # noqa: S102
+    assert capsys.readouterr().out.splitlines() == [
+        "['v1.export-job.created', 'v1.vendor.created'] True",
+        "['Corner Shop'] 1",
+    ]

@@ -38,6 +38,7 @@ from pleo_export.engine.worker import Worker, WorkerOptions
 from pleo_export.host import PluginHost
 from pleo_export.pleo.auth import ApiKeyAuth, BearerTokenAuth
 from pleo_export.pleo.client import PleoClient
+from pleo_export.pleo.masterdata import PleoMasterData
 from pleo_export.pleo.oauth import OAuthInstallation
 from pleo_export.pleo.ratelimit import RetryPolicy
 from pleo_export.simulator import require_sandbox
@@ -380,6 +381,51 @@ async def _open_engine(
     stack.push_async_callback(connector.close)
     unavailable = await open_connector(connector, company_id)
     return factory.build(connector, company_id=company_id, unavailable=unavailable)
+
+
+def master_data(session: Session) -> PleoMasterData:
+    """Pleo's Vendors, Tax Code, Tags and Webhook Subscriptions APIs for the session's company,
+    on the session's client (one request budget, credential and retry policy with the export
+    run; the built-in sandbox's master data when ``pleo.base_url = "sandbox"``)."""
+    if session.company_id is None:
+        raise ConfigError(_NO_COMPANY)
+    return PleoMasterData(session.client, session.company_id)
+
+
+_NO_COMPANY = (
+    "Pleo's master-data APIs need the company: set pleo.company_id (or "
+    "PLEO_EXPORT_PLEO__COMPANY_ID) to the Pleo company's id"
+)
+
+
+@asynccontextmanager
+async def open_master_data(
+    settings: Settings,
+    *,
+    company_id: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+) -> AsyncIterator[PleoMasterData]:
+    """Pleo's master-data APIs for the configured company (or ``company_id``), without a
+    connector: for commands that only talk to Pleo (``webhooks``). The client is built and
+    authenticated as :func:`open_session`'s, from the same ``[pleo]``/``[oauth]`` settings."""
+    companies = [company_id] if company_id else []
+    require_pleo_target(settings, companies)
+    plan = Serving(companies=companies or settings.pleo.companies(), shared=None, own={})
+    if settings.pleo.base_url == SANDBOX:
+        plan = Serving(companies=[], shared=None, own={})
+    register_secrets(settings, None)
+    endpoint = pleo_endpoint(settings, plan, transport)
+    if endpoint.company_id is None:
+        raise ConfigError(_NO_COMPANY)
+    client = pleo_client(settings, endpoint, progress)
+    async with AsyncExitStack() as stack:
+        if endpoint.oauth is not None:
+            await stack.enter_async_context(endpoint.oauth)
+        await stack.enter_async_context(client)
+        pleo = PleoMasterData(client, endpoint.company_id)
+        pleo.sandbox = endpoint.sandbox
+        yield pleo
 
 
 def worker_id(settings: Settings) -> str:

@@ -37,7 +37,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -126,16 +126,23 @@ def decode_secret(secret: SecretStr) -> bytes:
 
 
 class SignatureVerifier:
-    """Checks Pleo's webhook signatures and timestamps."""
+    """Checks Pleo's webhook signatures and timestamps.
+
+    ``secret`` may be several secrets (one per subscription, as ``pleo-export webhooks
+    subscribe`` stores them): a delivery signed with any of them is accepted.
+    """
 
     def __init__(
         self,
-        secret: SecretStr,
+        secret: SecretStr | Sequence[SecretStr],
         *,
         tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = decode_secret(secret)
+        secrets = [secret] if isinstance(secret, SecretStr) else list(secret)
+        if not secrets:
+            raise WebhookError("no webhook secret: set webhooks.secret")
+        self._keys = [decode_secret(s) for s in secrets]
         self.tolerance_seconds = tolerance_seconds
         self._clock = clock
 
@@ -163,11 +170,12 @@ class SignatureVerifier:
         timestamp = headers["webhook-timestamp"]
         signatures = headers["webhook-signature"]
         signed = message_id.encode() + b"." + timestamp.encode() + b"." + body
-        expected = base64.b64encode(hmac.new(self._key, signed, hashlib.sha256).digest())
-        for candidate in signatures.split():
-            version, _, value = candidate.partition(",")
-            if version == "v1" and hmac.compare_digest(value.encode(), expected):
-                return parse_event(message_id, body)
+        for key in self._keys:
+            expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+            for candidate in signatures.split():
+                version, _, value = candidate.partition(",")
+                if version == "v1" and hmac.compare_digest(value.encode(), expected):
+                    return parse_event(message_id, body)
         raise WebhookError("no webhook-signature matches: check webhooks.secret")
 
 
@@ -414,7 +422,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 @asynccontextmanager
 async def receiver(
     listen: str | None,
-    secret: SecretStr | None,
+    secret: SecretStr | Sequence[SecretStr] | None,
     path: str = "/pleo/webhooks",
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -424,6 +432,7 @@ async def receiver(
     """Serve the webhook receiver on ``listen`` while the block runs; yield its wake-ups.
 
     With ``listen`` unset nothing is served, and the wake-ups never fire (plain polling).
+    ``secret`` may be several secrets (those ``pleo-export webhooks subscribe`` stored).
 
     Raises:
         ConfigError: ``listen``, ``secret`` or ``path`` is unusable, or ``listen`` cannot be
@@ -435,8 +444,12 @@ async def receiver(
     if not listen:
         yield wakeups
         return
-    if secret is None:
-        raise ConfigError("webhooks.secret is required when webhooks.listen is set")
+    if secret is None or (not isinstance(secret, SecretStr) and not secret):
+        raise ConfigError(
+            "webhooks.secret is required when webhooks.listen is set: set it to the "
+            "subscription's whsec_ secret, or run `pleo-export webhooks subscribe URL`, which "
+            "stores the new subscription's secret in the state store"
+        )
     if not path.startswith("/"):
         raise ConfigError(f"webhooks.path {_quote(path)} must start with '/'")
     from pleo_export.httpserver import CannotListen, ServerLimits, running_app

@@ -4,8 +4,8 @@
 the context, exit codes and error handling every command shares, :mod:`~pleo_export.cli.output`
 the progress display and run report. Each command lives in its own module (``run``, ``check``,
 ``jobs``, ``demo``, ``init``, ``new_connector``, ``plugins`` for ``connectors``/``plugins``,
-``auth``, ``sandbox``, ``completion``, ``serve``, ``sync``), which registers itself on
-:data:`main` when imported here.
+``auth``, ``sandbox``, ``completion``, ``serve``, ``sync``, ``webhooks``), which registers
+itself on :data:`main` when imported here.
 """
 
 from pleo_export.cli import (  # noqa: F401 - imported to register the commands on main
@@ -21,6 +21,7 @@ from pleo_export.cli import (  # noqa: F401 - imported to register the commands 
     sandbox,
     serve,
     sync,
+    webhooks,
 )
 from pleo_export.cli.common import (
     EXIT_BROKEN_PIPE,

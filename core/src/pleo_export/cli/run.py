@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import click
+from pydantic import SecretStr
 
 from pleo_export.cli.common import (
     EXIT_CONFIG,
@@ -130,6 +131,11 @@ async def _run_async(
     if dry_run and as_json:
         options.on_preview = lambda p: previews.append(_preview_json(p))
     hook = settings.webhooks
+    secret: SecretStr | list[SecretStr] | None = hook.secret
+    if secret is None and watch and hook.listen:
+        from pleo_export.webhook_store import stored_secrets
+
+        secret = await stored_secrets(settings)  # from `pleo-export webhooks subscribe`
     async with (
         open_session(
             settings,
@@ -141,7 +147,7 @@ async def _run_async(
         ) as s,
         receiver(
             hook.listen if watch else None,
-            hook.secret,
+            secret,
             hook.path,
             max_body_bytes=hook.max_body_bytes,
             read_timeout=hook.read_timeout,

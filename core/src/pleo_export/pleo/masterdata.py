@@ -87,6 +87,9 @@ class PleoMasterData:
             raise ValueError("company_id is required for Pleo's master-data APIs")
         self.client = client
         self.company_id = company_id
+        self.sandbox: Any = None
+        """The built-in sandbox serving these calls, when there is one (``open_master_data``
+        with ``pleo.base_url = "sandbox"``); ``None`` against Pleo."""
 
     # --- vendors ------------------------------------------------------------------------------
 

@@ -250,9 +250,30 @@ class TokenStore(Protocol):
         becomes ``expected_generation + 1`` (or 1)."""
 
 
-class StateStore(JobOutbox, LeaseStore, TokenStore, abc.ABC):
-    """A backend: the outbox, the leases and the tokens in one database, opened and closed
-    together. :func:`~pleo_export.state.open_store` returns one for a URL."""
+class SettingStore(Protocol):
+    """Small named values kept with the state, such as the signing secret of each webhook
+    subscription (``pleo-export webhooks subscribe``). Values are stored as given (like the
+    OAuth tokens): protect the database as you protect the credentials."""
+
+    @abc.abstractmethod
+    async def get_setting(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def put_setting(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+
+    @abc.abstractmethod
+    async def delete_setting(self, key: str) -> bool:
+        """Remove ``key``; ``False`` when there was nothing to remove."""
+
+    @abc.abstractmethod
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every setting whose key starts with ``prefix``, by key."""
+
+
+class StateStore(JobOutbox, LeaseStore, TokenStore, SettingStore, abc.ABC):
+    """A backend: the outbox, the leases, the tokens and the settings in one database, opened
+    and closed together. :func:`~pleo_export.state.open_store` returns one for a URL."""
 
     @abc.abstractmethod
     async def open(self) -> None:

@@ -12,7 +12,7 @@ import abc
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from pleo_export.state.base import Lease, LeaseStore, StoredToken, TokenStore
+from pleo_export.state.base import Lease, LeaseStore, SettingStore, StoredToken, TokenStore
 from pleo_export.state.postgres_schema import (
     INSERT_LEASE,
     RELEASE_LEASE,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresLeasesAndTokens"]
 
 
-class PostgresLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
+class PostgresLeasesAndTokens(LeaseStore, TokenStore, SettingStore, abc.ABC):
     """Leases and tokens on a PostgreSQL connection; the store provides the sessions."""
 
     @abc.abstractmethod
@@ -144,3 +144,34 @@ class PostgresLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
                 )
             changed = cursor.rowcount
         return changed > 0
+
+    # ------------------------------------------------------------------ settings
+
+    async def get_setting(self, key: str) -> str | None:
+        row = await self._fetchone(
+            "read a setting", "SELECT value FROM settings WHERE key = %s", (key,)
+        )
+        return None if row is None else str(row["value"])
+
+    async def put_setting(self, key: str, value: str) -> None:
+        async with self._session("store a setting", write=True) as conn:
+            await conn.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+                (key, value),
+            )
+
+    async def delete_setting(self, key: str) -> bool:
+        async with self._session("delete a setting", write=True) as conn:
+            cursor = await conn.execute("DELETE FROM settings WHERE key = %s", (key,))
+            return cursor.rowcount > 0
+
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        async with self._session("read settings", write=False) as conn:
+            cursor = await conn.execute(
+                "SELECT key, value FROM settings "
+                "WHERE left(key, char_length(%(prefix)s)) = %(prefix)s ORDER BY key",
+                {"prefix": prefix},
+            )
+            rows = await cursor.fetchall()
+        return {str(row["key"]): str(row["value"]) for row in rows}

@@ -89,7 +89,18 @@ _SCHEMA_V2: tuple[str, ...] = (
     "ALTER TABLE leases ADD COLUMN process text",
 )
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
+_SCHEMA_V3: tuple[str, ...] = (
+    # Small named values kept with the state: webhook subscription secrets (SettingStore).
+    """
+    CREATE TABLE settings (
+        key            text PRIMARY KEY,
+        value          text NOT NULL,
+        updated_at     timestamptz NOT NULL
+    )
+    """,
+)
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 """``_MIGRATIONS[n]`` takes a schema from version n to n + 1. Append, never edit."""
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)

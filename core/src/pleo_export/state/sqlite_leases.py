@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import anyio
 
-from pleo_export.state.base import Lease, LeaseStore, StoredToken, TokenStore
+from pleo_export.state.base import Lease, LeaseStore, SettingStore, StoredToken, TokenStore
 from pleo_export.state.process import lease_decision, this_process
 from pleo_export.state.rows import token_record
 from pleo_export.state.sqlite_schema import from_text, now_text, to_text
@@ -24,7 +24,7 @@ from pleo_export.state.sqlite_schema import from_text, now_text, to_text
 __all__ = ["SQLiteLeasesAndTokens"]
 
 
-class SQLiteLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
+class SQLiteLeasesAndTokens(LeaseStore, TokenStore, SettingStore, abc.ABC):
     """Leases and tokens on an SQLite connection; the store provides the connection."""
 
     _lock: anyio.Lock
@@ -146,6 +146,47 @@ class SQLiteLeasesAndTokens(LeaseStore, TokenStore, abc.ABC):
                         (*values, key, expected_generation),
                     ).rowcount
         return bool(changed)
+
+    # ------------------------------------------------------------------ settings
+
+    async def get_setting(self, key: str) -> str | None:
+        async with self._lock:
+            with self._errors("read a setting"):
+                row = (
+                    self._connection()
+                    .execute("SELECT value FROM settings WHERE key = ?", (key,))
+                    .fetchone()
+                )
+        return None if row is None else str(row["value"])
+
+    async def put_setting(self, key: str, value: str) -> None:
+        async with self._lock:
+            with self._write("store a setting") as conn:
+                conn.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at",
+                    (key, value, now_text()),
+                )
+
+    async def delete_setting(self, key: str) -> bool:
+        async with self._lock:
+            with self._write("delete a setting") as conn:
+                return bool(conn.execute("DELETE FROM settings WHERE key = ?", (key,)).rowcount)
+
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        async with self._lock:
+            with self._errors("read settings"):
+                rows = (
+                    self._connection()
+                    .execute(
+                        "SELECT key, value FROM settings "
+                        "WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+                        (prefix,),
+                    )
+                    .fetchall()
+                )
+        return {str(row["key"]): str(row["value"]) for row in rows}
 
 
 def _from_unix(value: float) -> datetime:

@@ -107,10 +107,19 @@ def _migrate_to_v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE leases ADD COLUMN process TEXT")
 
 
+def _migrate_to_v4(conn: sqlite3.Connection) -> None:
+    # Small named values kept with the state: webhook subscription secrets (SettingStore).
+    conn.execute(
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL) WITHOUT ROWID"
+    )
+
+
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_v1,
     _migrate_to_v2,
     _migrate_to_v3,
+    _migrate_to_v4,
 )
 """``_MIGRATIONS[n]`` takes a database from ``user_version`` n to n + 1. Append, never edit."""
 
