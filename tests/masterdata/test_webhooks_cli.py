@@ -211,3 +211,10 @@ async def test_the_commands_as_processes_against_sandbox_serve(tmp_path: Path) -
                 assert secret not in text and secret.removeprefix("whsec_") not in text
         finally:
             server.terminate()
+
+
+def test_listen_without_a_configured_secret_is_a_valid_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "pleo-export.toml"
+    config.write_text('[webhooks]\nlisten = "127.0.0.1:0"\n')
+    settings = load_settings(config)
+    assert settings.webhooks.listen == "127.0.0.1:0" and settings.webhooks.secret is None

@@ -291,7 +291,9 @@ class WebhookSettings(_Section):
     """``host:port`` to accept Pleo's webhook deliveries on; unset: poll only."""
     path: str = "/pleo/webhooks"
     secret: SecretStr | None = None
-    """The subscription's ``whsec_...`` signing secret (``GET /v1/subscriptions/{id}/secret``)."""
+    """The subscription's ``whsec_...`` signing secret (``GET /v1/subscriptions/{id}/secret``).
+    Unset: the secrets ``pleo-export webhooks subscribe`` stored in the state store; the
+    receiver does not start without either."""
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
     """Largest delivery body accepted; larger ones are refused (413) without being read."""
     read_timeout: float = Field(10.0, gt=0, le=300)
@@ -332,15 +334,6 @@ class WebhookSettings(_Section):
             except WebhookError as error:
                 raise ValueError(str(error).removeprefix("webhooks.secret ")) from None
         return value
-
-    @model_validator(mode="after")
-    def _secret_with_listen(self) -> WebhookSettings:
-        if self.listen and self.secret is None:
-            raise ValueError(
-                "webhooks.secret is required when webhooks.listen is set: unsigned deliveries "
-                "are refused; copy the subscription's whsec_ secret"
-            )
-        return self
 
 
 class LogSettings(_Section):

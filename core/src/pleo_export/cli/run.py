@@ -171,7 +171,7 @@ async def _run_async(
                 },
             )
             if serving:
-                hooks_at = wakeups.url or "off (set webhooks.listen and webhooks.secret)"
+                hooks_at = wakeups.url or "off (set webhooks.listen)"
                 click.echo(
                     f"pleo-export serve: polling every {settings.engine.poll_interval:g} s; "
                     f"webhooks: {hooks_at}; plugin endpoints: {started}; worker "

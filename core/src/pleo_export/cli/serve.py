@@ -18,8 +18,9 @@ One process runs three things:
   - the watch loop of `run --watch`: every pending job of every company
     served, then a wait of engine.poll_interval seconds (default 60), again
     and again; a Pleo outage is ridden out with backoff, never an exit;
-  - the webhook receiver, when webhooks.listen and webhooks.secret are set:
-    Pleo's v1.export-job.created event cuts the wait short;
+  - the webhook receiver, when webhooks.listen is set (with webhooks.secret,
+    or the secrets `pleo-export webhooks subscribe` stored): Pleo's
+    v1.export-job.created event cuts the wait short;
   - the endpoints of installed plugins that serve something, e.g.
     pleo-export-metrics: /metrics, /healthz and /readyz at
     plugins.metrics.listen (docs/metrics.md).
