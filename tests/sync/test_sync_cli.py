@@ -104,10 +104,17 @@ def test_check_reports_master_data_drift_that_would_fail_items_as_not_ready(
     drifted = beancount_folder(tmp_path / "b", master_data="chart", ledger_extra=CLOSED_BT)
 
     ok = _run("--config", str(in_step), "check")
+    empty_pleo = _run("--config", str(beancount_folder(tmp_path / "c")), "check")
     not_ready = _run("--config", str(drifted), "check", "--json")
 
     assert ok.exit_code == 0, ok.output
     assert "master data: Pleo and the accounting system agree" in ok.output
+    # What only Pleo lacks fails nothing: a note per kind, and the verdict stays ok.
+    assert empty_pleo.exit_code == 0, empty_pleo.output
+    assert "connector beancount: ok" in empty_pleo.output
+    assert "master data: note: vendors: 8 in the accounting system but not in Pleo" in (
+        empty_pleo.output
+    )
     assert not_ready.exit_code == 1, not_ready.output
     report = json.loads(not_ready.output)
     assert report["ok"] is False

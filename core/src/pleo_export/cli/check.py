@@ -131,11 +131,21 @@ def _print_drift(drift: DriftReport) -> None:
     if not drift.findings and not drift.not_checked:
         click.echo("master data: Pleo and the accounting system agree")
         return
+    missing: dict[str, list[str]] = {}
     for finding in drift.findings:
+        if finding.missing_in_pleo:
+            missing.setdefault(finding.kind.value, []).append(finding.code)
+            continue
         verdict = "would fail" if finding.blocking else "note"
         items = (
             f" ({finding.items} item{'s' if finding.items != 1 else ''})" if finding.items else ""
         )
         click.echo(f"master data: {verdict}{items}: {finding.problem}")
+    for kind, codes in missing.items():
+        shown = ", ".join(codes[:6]) + (f" and {len(codes) - 6} more" if len(codes) > 6 else "")
+        click.echo(
+            f"master data: note: {kind}: {len(codes)} in the accounting system but not in Pleo "
+            f"({shown}): `pleo-export sync` adds them"
+        )
     for reason in drift.not_checked:
         click.echo(f"master data: not checked: {reason}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -47,9 +47,12 @@ class Drift:
     blocking: bool
     items: int = 0
     """Items of pending jobs affected (0 for a finding in Pleo's master data only)."""
+    missing_in_pleo: bool = False
+    """The accounting system has it and Pleo does not (what ``sync`` creates)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "missing_in_pleo": self.missing_in_pleo,
             "kind": self.kind.value,
             "code": self.code,
             "name": self.name,
@@ -160,6 +163,13 @@ def _label(change: Change) -> str:
 
 
 def _change_drift(change: Change) -> Drift | None:
+    drift = _drift_of(change)
+    if drift is not None and change.group_code:
+        return replace(drift, code=f"{change.group_code}/{change.code}")
+    return drift
+
+
+def _drift_of(change: Change) -> Drift | None:
     label = _label(change)
     if change.action is Action.CREATE:
         return Drift(
@@ -169,6 +179,7 @@ def _change_drift(change: Change) -> Drift | None:
             f"{label} is in the accounting system but not in Pleo, so nobody can choose it "
             "there yet: `pleo-export sync` adds it",
             blocking=False,
+            missing_in_pleo=True,
         )
     if change.action is Action.ARCHIVE and change.entity is not Entity.TAG_GROUP:
         return Drift(
