@@ -1,6 +1,6 @@
-"""Shell completion: the bash script of ``pleo-export completion bash`` is sourced in a real
-bash, and its completion function, called as bash calls it at a TAB, completes commands,
-subcommands, options and choices through the installed ``pleo-export``."""
+"""Shell completion: the scripts of ``pleo-export completion bash|zsh|fish`` are loaded in a
+real bash, zsh and fish, and their completion, asked as each shell asks at a TAB, completes
+commands, subcommands, options and choices through the installed ``pleo-export``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pleo_export.cli.completion import completion_script
 
 BIN = Path(sys.executable).parent
 BASH = shutil.which("bash")
@@ -92,17 +90,70 @@ def test_bash_completes_commands_options_and_choices(tmp_path: Path) -> None:
     assert answers["pleo-export completion"] == ["bash", "zsh", "fish"]
 
 
-def test_zsh_and_fish_scripts_call_back_into_pleo_export() -> None:
-    zsh = completion_script("zsh")
-    assert "#compdef pleo-export" in zsh
-    assert "_PLEO_EXPORT_COMPLETE=zsh_complete pleo-export" in zsh
-    fish = completion_script("fish")
-    assert "complete --no-files --command pleo-export" in fish
-    assert "_PLEO_EXPORT_COMPLETE=fish_complete" in fish
-    for shell, script in (("zsh", zsh), ("fish", fish)):
-        binary = shutil.which(shell)
-        if binary is not None:  # a syntax check where the shell is installed
-            checked = subprocess.run(
-                [binary, "-n"], input=script, capture_output=True, text=True, check=False
-            )
-            assert checked.returncode == 0, checked.stderr
+ZSH_DRIVER = r"""
+autoload -U compinit && compinit -u -D
+eval "$(pleo-export completion zsh)"
+print -r -- "registered: ${_comps[pleo-export]}"
+# What zsh would offer: print the candidates instead of adding them to the menu.
+_describe() { local name=${@[3]}; print -rl -- ${${(P)name}%%:*} }
+compadd() { local name=${@[-1]}; print -rl -- ${(P)name} }
+comp() { words=("$@"); CURRENT=${#words}; print -r -- "== $*"; _pleo_export_completion }
+comp pleo-export ru
+comp pleo-export plugins ""
+comp pleo-export run --dr
+comp pleo-export --log-level ""
+"""
+
+FISH_DRIVER = r"""
+pleo-export completion fish | source
+for line in "pleo-export ru" "pleo-export plugins " \
+        "pleo-export run --dr" "pleo-export --log-level "
+    echo "== $line"
+    # Candidates without their descriptions (string replace fails where there is none).
+    complete --do-complete "$line" | string replace -r '\t.*' ''; or true
+end
+"""
+
+EXPECTED = {
+    "pleo-export ru": ["run"],
+    "pleo-export plugins": ["list"],
+    "pleo-export run --dr": ["--dry-run"],
+}
+
+
+def _shell(name: str, args: list[str], tmp_path: Path) -> str:
+    binary = shutil.which(name)
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed (.ci/prepare installs it)")
+        pytest.skip(f"{name} is not installed: apt-get install {name}")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PLEO_EXPORT_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(
+        [binary, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_zsh_completes_through_its_completion_function(tmp_path: Path) -> None:
+    output = _shell("zsh", ["-f", "-c", ZSH_DRIVER], tmp_path)
+    first, _, rest = output.partition("\n")
+    assert first == "registered: _pleo_export_completion"
+    answers = _answers(rest)
+    for line, expected in EXPECTED.items():
+        assert answers[line] == expected, (line, answers)
+    assert sorted(answers["pleo-export --log-level"]) == ["debug", "error", "info", "warning"]
+
+
+def test_fish_completes_with_its_own_complete_command(tmp_path: Path) -> None:
+    answers = _answers(_shell("fish", ["--no-config", "-c", FISH_DRIVER], tmp_path))
+    for line, expected in EXPECTED.items():
+        assert answers[line] == expected, (line, answers)
+    assert sorted(answers["pleo-export --log-level"]) == ["debug", "error", "info", "warning"]
