@@ -19,6 +19,7 @@ import anyio.to_thread
 import asyncssh
 
 from pleo_export import (
+    BookedEntry,
     BookedInvoice,
     Capability,
     Connector,
@@ -46,6 +47,7 @@ from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES
 from pleo_export.attachments import extension_for as _extension_for
 from pleo_export_sftp.accounts import account_for, tax_code_for
+from pleo_export_sftp.booked import read_booked
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
 from pleo_export_sftp.manifest import EntryLocation, PayableLine
 from pleo_export_sftp.publish import BatchEntry, PlannedAttachment, Publisher, PublishResult
@@ -132,6 +134,7 @@ class SftpConnector(Connector[SftpSettings]):
                 Capability.ATTACHMENTS,
                 Capability.LOOKUP_BY_REFERENCE,
                 Capability.BATCH_POSTING,
+                Capability.READ_BOOKED,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_batch_size=DEFAULT_BATCH_SIZE),
@@ -494,6 +497,14 @@ class SftpConnector(Connector[SftpSettings]):
         except DeliveryError as error:
             raise as_connector_error(error) from error
         return self._record(location) if location is not None else None
+
+    async def read_booked(self, references: Sequence[str]) -> Sequence[BookedEntry]:
+        """The rows published under each reference, read back from the delivered files as
+        they are now (see :mod:`pleo_export_sftp.booked`)."""
+        try:
+            return await read_booked(self.publisher, self.storage, self.settings, references)
+        except DeliveryError as error:
+            raise as_connector_error(error) from error
 
 
 def _payables(plan: PostingPlan, entries: Sequence[ResolvedEntry]) -> list[PayableLine]:

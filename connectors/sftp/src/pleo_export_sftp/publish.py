@@ -228,6 +228,11 @@ class Publisher:
                 return location
         return None
 
+    async def locations(self) -> dict[str, EntryLocation]:
+        """Where every published entry is, by reference. Writes nothing."""
+        await self._refresh()
+        return dict(self._manifest.entries)
+
     async def payables(self) -> dict[str, list[PayableLine]]:
         """The payable rows of every published entry, by reference. Writes nothing."""
         await self._refresh()

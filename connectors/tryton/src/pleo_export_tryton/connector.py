@@ -28,6 +28,7 @@ from pleo_export import ExportJobFailureReasonType as JobReason
 from pleo_export.attachments import extension_for as extension_for
 from pleo_export_tryton.base import MAX_ATTACHMENT_BYTES as MAX_ATTACHMENT_BYTES
 from pleo_export_tryton.base import VENDOR_UNKNOWN_MESSAGE as VENDOR_UNKNOWN_MESSAGE
+from pleo_export_tryton.booked import TrytonBooked
 from pleo_export_tryton.books import Books, Company
 from pleo_export_tryton.check import TrytonCheck
 from pleo_export_tryton.errors import classify_foreign, to_connector_error
@@ -37,7 +38,7 @@ from pleo_export_tryton.rpc import TrytonClient, TrytonError
 from pleo_export_tryton.settings import TrytonSettings
 
 
-class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost):
+class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost, TrytonBooked):
     """Books each Pleo export item as Tryton moves and supplier invoices (see the module)."""
 
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
@@ -51,6 +52,7 @@ class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost):
                 Capability.ATTACHMENTS,
                 Capability.LOOKUP_BY_REFERENCE,
                 Capability.BATCH_POSTING,
+                Capability.READ_BOOKED,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_batch_size=25),
