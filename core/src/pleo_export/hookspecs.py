@@ -203,7 +203,8 @@ def pleo_export_service_started(
     Keep ``service`` to read the Pleo client's counters and the leases live. Return an async
     context manager to run something beside the service (an HTTP endpoint): it is entered
     now, in the service's event loop, and exited when the service stops (also on SIGTERM).
-    An error while entering it stops the command with exit code 2.
+    When entering it returns a string (an address), ``serve`` shows it in its first line. An
+    error while entering it stops the command with exit code 2.
     """
 
 

@@ -174,8 +174,8 @@ async def _run_async(
                 hooks_at = wakeups.url or "off (set webhooks.listen)"
                 click.echo(
                     f"pleo-export serve: polling every {settings.engine.poll_interval:g} s; "
-                    f"webhooks: {hooks_at}; plugin endpoints: {started}; worker "
-                    f"{s.worker.holder}; stop with SIGTERM",
+                    f"webhooks: {hooks_at}; plugin endpoints: {', '.join(started) or 'none'}; "
+                    f"worker {s.worker.holder}; stop with SIGTERM",
                     err=True,
                 )
         last_idle: tuple[list[str], dict[str, int]] | None = None
@@ -273,18 +273,23 @@ async def handle_drafts(drafts: DraftVendors, announced: list[str], *, quiet: bo
             click.echo(f"vendor {outcome.name!r}: {outcome.status.value}: {outcome.message}")
 
 
-async def _start_plugin_services(stack: AsyncExitStack, host: PluginHost, service: Service) -> int:
+async def _start_plugin_services(
+    stack: AsyncExitStack, host: PluginHost, service: Service
+) -> list[str]:
     """Enter what plugins run beside the service (``pleo_export_service_started``); return
-    how many. A plugin whose service cannot start stops the command (exit 2)."""
-    contexts = host.service_started(service=service)
-    for context in contexts:
+    the addresses they announce (what ``__aenter__`` returned, when a string). A plugin whose
+    service cannot start stops the command (exit 2)."""
+    announced: list[str] = []
+    for context in host.service_started(service=service):
         try:
-            await stack.enter_async_context(context)
+            entered = await stack.enter_async_context(context)
         except (PluginError, ConfigError):
             raise
         except Exception as error:
             raise PluginError(f"a plugin's service could not start: {error}") from error
-    return len(contexts)
+        if isinstance(entered, str):
+            announced.append(entered)
+    return announced
 
 
 def _print_preview(prepared: PreparedEntry) -> None:

@@ -122,6 +122,6 @@ class MetricsPlugin:
         async with serving(app, listen) as url:
             self.url = url
             try:
-                yield url
+                yield f"{url}/metrics"
             finally:
                 self.url = None
