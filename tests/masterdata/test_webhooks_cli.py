@@ -218,3 +218,19 @@ def test_listen_without_a_configured_secret_is_a_valid_configuration(tmp_path: P
     config.write_text('[webhooks]\nlisten = "127.0.0.1:0"\n')
     settings = load_settings(config)
     assert settings.webhooks.listen == "127.0.0.1:0" and settings.webhooks.secret is None
+
+
+async def test_open_master_data_serves_the_configured_company_or_says_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    from pleo_export.app import open_master_data
+
+    config = tmp_path / "pleo-export.toml"
+    config.write_text('[pleo]\nbase_url = "sandbox"\n')
+    async with open_master_data(load_settings(config)) as pleo:
+        assert pleo.sandbox is not None and pleo.company_id in pleo.sandbox.store.companies
+        assert len(await pleo.list_vendors()) == 8  # the demo chart's, in the built-in sandbox
+    config.write_text('[pleo]\nbase_url = "https://external.pleo.invalid"\napi_key = "k-123"\n')
+    with pytest.raises(ConfigError, match=r"pleo\.company_id"):
+        async with open_master_data(load_settings(config)):
+            pass

@@ -26,7 +26,10 @@ Where both are silent the sandbox chooses, and says so:
 * 401/403/429 bodies are ``ExceptionInfo`` with types ``UNAUTHORIZED``, ``FORBIDDEN``,
   ``RATE_LIMITED``; 429 carries ``Retry-After`` in whole seconds;
 * OAuth (``/oauth/authorize``, ``/oauth/token``, :mod:`pleo_export_sandbox.oauth`): the choices
-  are listed in ``SANDBOX_OAUTH_DEVIATIONS`` there.
+  are listed in ``SANDBOX_OAUTH_DEVIATIONS`` there;
+* the Vendors, Tax Code, Tags and Webhook Subscriptions APIs
+  (:mod:`pleo_export_sandbox.masterdata_routes`): the choices are listed in
+  :mod:`pleo_export_sandbox.masterdata_store`.
 """
 
 from pleo_export_sandbox.app import Sandbox
