@@ -91,3 +91,27 @@ async def test_a_dry_run_plans_but_writes_nothing_and_an_interrupted_sync_conver
     assert resumed.writes == len(DEMO_CHART.vendors) - 3
     (again_kind,) = again.kinds
     assert again_kind.plan is not None and again_kind.plan.writes == ()
+
+
+async def test_a_renamed_dimension_updates_its_tag_group_and_keeps_pleos_metadata(
+    tmp_path: Path,
+) -> None:
+    values = _beancount(tmp_path)
+    with (tmp_path / "ledger" / "main.beancount").open("a", encoding="utf-8") as ledger:
+        ledger.write('\n2020-01-01 custom "pleo-dimension" "DEPT"\n  name: "Cost centre"\n')
+    sandbox, company_id, key = empty_sandbox()
+    settings = settings_for(tmp_path, sandbox, company_id, key, "beancount", values)
+
+    async with session_on(settings, sandbox) as (session, pleo):
+        group = await pleo.create_tag_group(
+            code="DEPT", name="Department", metadata={"source": "erp"}
+        )
+        report = await run_sync(session.connector, pleo, [Kind.TAGS], dry_run=False)
+        (after,) = [g for g in await pleo.list_tag_groups() if g.code == "DEPT"]
+
+    (tags,) = report.kinds
+    assert tags.plan is not None
+    (renamed,) = [c for c in tags.plan.changes if c.code == "DEPT" and c.group_code is None]
+    assert (renamed.action, renamed.pleo_id) == (Action.UPDATE, group.id)
+    assert after.name == "Cost centre"
+    assert after.metadata == {"source": "erp"}

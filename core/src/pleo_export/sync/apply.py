@@ -116,6 +116,7 @@ async def _write(change: Change, pleo: PleoMasterData, group_ids: dict[str, str]
                 code=_value(change, "code") or change.code,
                 name=_value(change, "name") or change.name,
                 archived=archived,
+                metadata=change.metadata,
             )
         return 1
     archived = change.action is Action.ARCHIVE

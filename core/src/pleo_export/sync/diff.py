@@ -91,6 +91,8 @@ class PleoRecord:
     state: RecordState = RecordState.ACTIVE
     group_id: str | None = None
     """Tags: the id of their tag group."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Tag groups: Pleo's metadata, sent back unchanged with an update."""
 
     def get(self, name: str) -> FieldValue:
         return self.fields.get(name)
@@ -128,6 +130,8 @@ class Change:
     """Tags: the code of their tag group in the accounting system."""
     group_id: str | None = None
     """Tags: their tag group's id in Pleo, when it exists already."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Tag groups: the metadata Pleo holds, kept by an update."""
 
     @property
     def writes(self) -> bool:
@@ -254,6 +258,7 @@ def _plan_one(
             desired=dict(desired),
             group_code=group_code,
             group_id=group_id,
+            metadata=record.metadata if record is not None else {},
         )
 
     if record is None:
@@ -293,6 +298,7 @@ def _archive_left_over(
             desired=dict(record.fields),
             group_code=group_code,
             group_id=group_id,
+            metadata=record.metadata,
         )
         for record in records
         if record.state is RecordState.ACTIVE

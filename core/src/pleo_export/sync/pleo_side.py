@@ -63,6 +63,7 @@ def tag_group_record(group: PleoTagGroup) -> PleoRecord:
         id=group.id,
         fields={"code": group.code, "name": group.name},
         state=_archived(group.archived),
+        metadata=dict(group.metadata),
     )
 
 
