@@ -86,8 +86,7 @@ async def _sync_async(
     company: str | None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> int:
-    from pleo_export.app import open_session
-    from pleo_export.pleo.masterdata import PleoMasterData
+    from pleo_export.app import master_data, open_session
     from pleo_export.sync.diff import Kind
     from pleo_export.sync.drafts import DraftVendors
     from pleo_export.sync.runner import CAPABILITY, missing_capabilities, run_sync
@@ -117,12 +116,7 @@ async def _sync_async(
             else:
                 click.secho(f"error: {message}", fg="red", err=True)
             return EXIT_UNAVAILABLE
-        if session.company_id is None:
-            raise UsageError(
-                "pleo-export sync needs to know the company: set pleo.company_id (or "
-                "PLEO_EXPORT_PLEO__COMPANY_ID)"
-            )
-        pleo = PleoMasterData(session.client, session.company_id)
+        pleo = master_data(session)  # the company's APIs on the session's client
         report = await run_sync(connector, pleo, kinds, dry_run=dry_run)
         drafts: list[DraftOutcome] = []
         waiting_drafts = 0
