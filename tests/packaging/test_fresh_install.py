@@ -481,7 +481,9 @@ def test_demo_writes_the_html_report_next_to_the_ledger(
     pages = sorted(demo.glob("job-*.html"))
     assert len(pages) == 3, sorted(p.name for p in demo.iterdir())  # the demo's three jobs
     assert len(sorted(demo.glob("job-*.csv"))) == 3
+    assert "Reports: 3 HTML pages" in done.stdout
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert text.startswith("<!DOCTYPE html>") and "<script" not in text
         assert "Pleo export report: job " in text and 'class="badge posted"' in text
+        assert "Balanced: the " in text  # beancount read back what it booked

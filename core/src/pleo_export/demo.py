@@ -154,6 +154,9 @@ class DemoResult:
     target_problems: list[str] = field(default_factory=list)
     sync: SyncReport | None = None
     """The master-data sync before the export (``None``: the connector cannot list any)."""
+    reports: list[Path] = field(default_factory=list)
+    """Files the plugins wrote (those that list them in a ``written`` attribute, as the
+    report plugin does), e.g. ``job-<id>.html``."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -163,6 +166,7 @@ class DemoResult:
             "report": self.report.to_json(),
             "item_types": dict(sorted(self.item_types.items())),
             "target_problems": self.target_problems,
+            "reports": [str(path) for path in self.reports],
         }
 
 
@@ -232,7 +236,15 @@ async def run_demo(
                 for item in session.sandbox.job_items(job.job_id):
                     exported = session.sandbox.export_item(item.accounting_entry_id)
                     types[str(exported.get("type"))] += 1
-    return DemoResult(config.parent, first_run, report, types, list(target_problems), synced)
+        reports = [
+            Path(path)
+            for plugin in session.host.pm.get_plugins()
+            for path in getattr(plugin, "written", None) or []
+            if isinstance(path, str | Path)
+        ]
+    return DemoResult(
+        config.parent, first_run, report, types, list(target_problems), synced, sorted(reports)
+    )
 
 
 async def _sync_master_data(session: Session) -> SyncReport | None:

@@ -219,6 +219,14 @@ def test_reconciliation_lists_every_difference() -> None:
     assert 'id="not-compared"' in page
 
 
+def test_a_run_that_only_found_earlier_entries_has_nothing_to_compare() -> None:
+    rows = {"d": ItemRow("d", Outcome.RECOVERED)}
+    result = reconcile(rows, ["d"], [BookedEntry(reference="d")], None)
+    assert result.balanced and result.compared == 0 and result.not_compared == ["d"]
+    page = render_html(JobData(job_id="j", company_id="c", rows=rows, reconciliation=result))
+    assert "Nothing to compare: 1 item found in the accounting system, booked by an earlier" in page
+
+
 def test_unavailable_reconciliation_says_why() -> None:
     problem = "connector 'x' cannot read back what it booked"
     result = reconcile({}, ["a"], None, problem)

@@ -69,6 +69,9 @@ async def _demo_async(obj: Context, directory: Path, fresh: bool, as_json: bool)
         totals = summary["report"]["totals"]
         click.echo("")
         click.echo(f"Demo folder: {result.directory}")
+        pages = [path for path in result.reports if path.suffix == ".html"]
+        if pages:
+            click.echo(f"Reports: {len(pages)} HTML pages, e.g. {pages[0]} (open in a browser)")
         click.echo(
             f"{len(report.jobs)} jobs, {sum(types.values())} items of {len(types)} types: "
             f"{totals['posted']} posted now, {totals['recovered']} already in the ledger, "

@@ -205,7 +205,13 @@ def _reconciliation(data: JobData) -> str:
         text = f"Not reconciled: {rec.problem or 'the connector cannot read back'}."
         parts.append(f'<p class="bad" id="reconciliation-status">{esc(text)}</p>')
         return "".join(parts)
-    if rec.balanced:
+    if rec.balanced and rec.compared == 0:
+        status = (
+            '<p class="note" id="reconciliation-status">Nothing to compare: '
+            f"{_count(len(rec.not_compared), 'item')} found in the accounting system, booked "
+            "by an earlier run, so Pleo's lines were not prepared in this run.</p>"
+        )
+    elif rec.balanced:
         status = (
             f'<p class="ok" id="reconciliation-status">Balanced: the {rec.compared} items '
             "compared are booked exactly as Pleo's figures say.</p>"
