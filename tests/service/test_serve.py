@@ -44,7 +44,7 @@ from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.anyio
 
-ITEMS = 40
+ITEMS = 60
 FINISHED = {ExportJobStatus.COMPLETED, ExportJobStatus.COMPLETED_WITH_ERRORS}
 
 
@@ -78,7 +78,7 @@ def _lease_released(url: str) -> bool:
 
 
 async def test_serve_webhook_metrics_sigterm_mid_job_then_resume(tmp_path: Path) -> None:
-    sandbox = Sandbox(SandboxConfig(file_latency=0.15, large_file_rate=0.0))
+    sandbox = Sandbox(SandboxConfig(file_latency=0.4, large_file_rate=0.0))
     sandbox.add_company("Serve Ltd", "GBP", company_id=COMPANY_ID, api_key=API_KEY)
     with fresh_database("serve") as state_url:
         async with running_server(sandbox) as base_url, httpx.AsyncClient(timeout=10) as http:
