@@ -32,6 +32,9 @@ log = logging.getLogger("pleo_export_report")
 
 Format = Literal["html", "csv"]
 
+MAX_REMEMBERED = 1000
+"""Paths kept in :attr:`ReportPlugin.written` (the latest)."""
+
 
 class ReportSettings(PluginSettings):
     """``[plugins.report]``."""
@@ -74,7 +77,7 @@ class ReportPlugin:
         self.current: JobData | None = None
         """The job being worked on, or the last one (kept for its reconciliation)."""
         self.written: list[Path] = []
-        """Every file written, in order."""
+        """The files written, in order (the latest :data:`MAX_REMEMBERED`)."""
 
     def configure(self, settings: ReportSettings) -> None:
         self.settings = settings
@@ -152,6 +155,7 @@ class ReportPlugin:
         for path in written:
             if path not in self.written:
                 self.written.append(path)
+        del self.written[:-MAX_REMEMBERED]  # a service runs for months: stay small
         log.info(
             "job report written",
             extra={
