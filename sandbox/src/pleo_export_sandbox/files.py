@@ -48,7 +48,10 @@ def _png(key: str, size: int) -> bytes:
         rows.append(0)  # filter type: none
         text_row = y % 8 in (2, 3, 4) and 8 <= y < height - 8
         bar = rng.randint(20, width - 12) if text_row else 0
-        rows.extend(40 if text_row and 6 <= x < bar else 250 for x in range(width))
+        if text_row:  # pixels 6 to bar - 1 dark, the rest light (bar is at least 20)
+            rows.extend(b"\xfa" * 6 + b"\x28" * (bar - 6) + b"\xfa" * (width - bar))
+        else:
+            rows.extend(b"\xfa" * width)
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     head = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
     head += _png_chunk(b"IDAT", zlib.compress(bytes(rows), 9))
