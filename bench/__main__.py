@@ -686,6 +686,37 @@ def network_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def rss_targets(rss: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if len(rss) >= 2:
+        big, small = rss[-1], rss[-2]
+        ratio = big["engine_only_peak_mib"] / small["engine_only_peak_mib"]
+        out.append(
+            {
+                "target": f"peak RSS at {big['items']} <= {TARGET_RSS_RATIO} x at {small['items']}",
+                "figure": f"{big['engine_only_peak_mib']:.0f} / "
+                f"{small['engine_only_peak_mib']:.0f} MiB = {ratio:.2f}x",
+                "met": ratio <= TARGET_RSS_RATIO,
+                "note": "engine process only, sandbox in another process; in process: "
+                f"{big['in_process_peak_mib'] / small['in_process_peak_mib']:.2f}x",
+            }
+        )
+        if big.get("receipts_peak_mib") and small.get("receipts_peak_mib"):
+            ratio = big["receipts_peak_mib"] / small["receipts_peak_mib"]
+            out.append(
+                {
+                    "target": f"peak RSS with receipts prefetched at {big['items']} <= "
+                    f"{TARGET_RSS_RATIO} x at {small['items']}",
+                    "figure": f"{big['receipts_peak_mib']:.0f} / "
+                    f"{small['receipts_peak_mib']:.0f} MiB = {ratio:.2f}x",
+                    "met": ratio <= TARGET_RSS_RATIO,
+                    "note": "engine defaults: pages read ahead, 8 receipts prefetched (64 MiB "
+                    "bound), network connector without its wait",
+                }
+            )
+    return out
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     calls = results["calls"]
@@ -734,38 +765,30 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     out += network_targets(results["network"])
-    rss = results["rss"]
-    if len(rss) >= 2:
-        big, small = rss[-1], rss[-2]
-        ratio = big["engine_only_peak_mib"] / small["engine_only_peak_mib"]
-        out.append(
-            {
-                "target": f"peak RSS at {big['items']} <= {TARGET_RSS_RATIO} x at {small['items']}",
-                "figure": f"{big['engine_only_peak_mib']:.0f} / "
-                f"{small['engine_only_peak_mib']:.0f} MiB = {ratio:.2f}x",
-                "met": ratio <= TARGET_RSS_RATIO,
-                "note": "engine process only, sandbox in another process; in process: "
-                f"{big['in_process_peak_mib'] / small['in_process_peak_mib']:.2f}x",
-            }
-        )
-        if big.get("receipts_peak_mib") and small.get("receipts_peak_mib"):
-            ratio = big["receipts_peak_mib"] / small["receipts_peak_mib"]
-            out.append(
-                {
-                    "target": f"peak RSS with receipts prefetched at {big['items']} <= "
-                    f"{TARGET_RSS_RATIO} x at {small['items']}",
-                    "figure": f"{big['receipts_peak_mib']:.0f} / "
-                    f"{small['receipts_peak_mib']:.0f} MiB = {ratio:.2f}x",
-                    "met": ratio <= TARGET_RSS_RATIO,
-                    "note": "engine defaults: pages read ahead, 8 receipts prefetched (64 MiB "
-                    "bound), network connector without its wait",
-                }
-            )
+    out += rss_targets(results["rss"])
     return out
 
 
 def _f(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_rss(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    lines += ["", "## Peak RSS (fresh process per size)", ""]
+    lines.append(
+        "| items | sandbox in process: peak MiB | engine only (sandbox in another process): "
+        "peak MiB | engine only: before the run MiB | engine only: CPU ms/item "
+        "| engine only, receipts prefetched: peak MiB | receipts |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["rss"]:
+        lines.append(
+            f"| {r['items']:,} | {r['in_process_peak_mib']:.0f} | {r['engine_only_peak_mib']:.0f} "
+            f"| {r['engine_only_before_mib']:.0f} | {_f(r['engine_only_cpu_ms_per_item'])} "
+            f"| {_f(r.get('receipts_peak_mib'), 0)} | {r.get('receipts_downloaded') or '-'} |"
+        )
+    return lines
 
 
 def render_network(results: dict[str, Any]) -> list[str]:
@@ -864,19 +887,7 @@ def render(results: dict[str, Any]) -> str:
     for name, c in p["components"].items():
         engine_share = "-" if c["share_of_engine"] is None else f"{c['share_of_engine']:.0%}"
         lines.append(f"| {name} | {c['share_of_total']:.0%} | {engine_share} |")
-    lines += ["", "## Peak RSS (fresh process per size)", ""]
-    lines.append(
-        "| items | sandbox in process: peak MiB | engine only (sandbox in another process): "
-        "peak MiB | engine only: before the run MiB | engine only: CPU ms/item "
-        "| engine only, receipts prefetched: peak MiB | receipts |"
-    )
-    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results["rss"]:
-        lines.append(
-            f"| {r['items']:,} | {r['in_process_peak_mib']:.0f} | {r['engine_only_peak_mib']:.0f} "
-            f"| {r['engine_only_before_mib']:.0f} | {_f(r['engine_only_cpu_ms_per_item'])} "
-            f"| {_f(r.get('receipts_peak_mib'), 0)} | {r.get('receipts_downloaded') or '-'} |"
-        )
+    lines += render_rss(results)
     lines += render_network(results)
     lines += render_targets(results)
     return "\n".join(lines) + "\n"
@@ -921,8 +932,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["network"],
-        help="run one section only (network: the network runs and their targets)",
+        choices=["network", "rss"],
+        help="run one section only (network: the network runs; rss: the peak memory runs) "
+        "and its targets",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     parser.add_argument(
@@ -956,7 +968,11 @@ def main(argv: list[str] | None = None) -> int:
             bench_network(items, serial=items <= args.network_serial_max) for items in network_sizes
         ]
         results["targets"] = network_targets(results["network"])
-        return _finish(results, args.out, started, network_only=True)
+        return _finish(results, args.out, started, only=render_network)
+    if args.only == "rss":
+        results["rss"] = bench_rss(rss_sizes, receipts=not args.no_rss_receipts)
+        results["targets"] = rss_targets(results["rss"])
+        return _finish(results, args.out, started, only=render_rss)
     # First, while this process is still small (see bench.child.ru_maxrss_kib).
     results["rss"] = bench_rss(rss_sizes, receipts=not args.no_rss_receipts)
     results["calls"] = bench_calls(sizes, naive_max=sizes[-1] if args.quick else 1_000)
@@ -972,15 +988,21 @@ def main(argv: list[str] | None = None) -> int:
         bench_network(items, serial=items <= args.network_serial_max) for items in network_sizes
     ]
     results["targets"] = targets(results)
-    return _finish(results, args.out, started, network_only=False)
+    return _finish(results, args.out, started)
 
 
-def _finish(results: dict[str, Any], out: Path, started: float, *, network_only: bool) -> int:
+def _finish(
+    results: dict[str, Any],
+    out: Path,
+    started: float,
+    *,
+    only: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> int:
     results["seconds"] = time.perf_counter() - started
     results["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if network_only:
-        title = f"# pleo-export benchmarks (network only, {results['finished_at']})"
-        markdown = "\n".join([title, *render_network(results), *render_targets(results)]) + "\n"
+    if only is not None:
+        title = f"# pleo-export benchmarks (one section, {results['finished_at']})"
+        markdown = "\n".join([title, *only(results), *render_targets(results)]) + "\n"
     else:
         markdown = render(results)
     print(markdown)

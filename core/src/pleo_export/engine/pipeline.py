@@ -103,7 +103,8 @@ class ItemPipeline:
         if self.prefetching and self.context is not None:
             prefetch = ReceiptPrefetch(
                 self.context.download,
-                concurrency=self.options.receipt_prefetch,
+                # the receipts of the items in a post slot, plus receipt_prefetch ahead of them
+                concurrency=self.posts + self.options.receipt_prefetch,
                 max_bytes=self.options.receipt_prefetch_bytes,
             )
         previous = self.context.receipts if self.context is not None else None
