@@ -14,8 +14,8 @@ MIB = 1024 * 1024
 
 class ConcurrencySettings(BaseModel):
     receipt_prefetch: int = Field(8, ge=0, le=64)
-    """Receipts downloaded at once ahead of the items being posted (connectors that store
-    receipts); 0 downloads each one only when the connector asks for it."""
+    """Receipts downloaded ahead of the items being posted (connectors that store receipts),
+    besides one per post slot; 0 downloads each one only when the connector asks for it."""
     receipt_prefetch_bytes: int = Field(64 * MIB, ge=MIB, le=4096 * MIB)
     """Bytes of prefetched receipts held at most (by the sizes Pleo declares)."""
     max_concurrent_posts: int | None = Field(None, ge=1, le=64)

@@ -102,8 +102,8 @@ class EngineOptions:
     on_preview: Callable[[PreparedEntry], None] | None = None
     """Dry run: called with each entry that would be posted."""
     receipt_prefetch: int = 8
-    """Receipts downloaded at once ahead of the items being posted (connectors with
-    ``attachments``); 0 downloads each receipt only when the connector asks for it."""
+    """Receipts downloaded ahead of the items being posted (connectors with ``attachments``),
+    besides one per post slot; 0 downloads each receipt only when the connector asks for it."""
     receipt_prefetch_bytes: int = 64 * 1024 * 1024
     """Bytes of prefetched receipts held (or in flight) at most, by Pleo's declared sizes."""
     max_concurrent_posts: int | None = None

@@ -1,7 +1,7 @@
 """Hiding round trips: receipts downloaded ahead of the posts, pages read ahead.
 
 :class:`ReceiptPrefetch` downloads the receipts of the items the engine has planned but not
-posted yet, at most ``engine.receipt_prefetch`` at once and within
+posted yet, at most ``engine.receipt_prefetch`` plus one per post slot at once and within
 ``engine.receipt_prefetch_bytes`` (by the sizes Pleo declares), in the order the items come.
 While a job runs it is the connector context's :attr:`~pleo_export.connector.ConnectorContext.
 receipts`, so a connector's ``fetch_attachment`` gets the prefetched bytes (or the prefetched
