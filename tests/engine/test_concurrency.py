@@ -168,7 +168,8 @@ async def test_a_crash_while_several_posts_are_in_flight_posts_nothing_twice(
     crashed: list[str] = []
 
     def die_after_write(prepared: PreparedEntry) -> None:
-        if len(slow.target.entries) == 25 and not crashed:
+        # Die once 25 entries are written and another post is under way (its intent recorded).
+        if len(slow.target.entries) >= 25 and ConcurrentConnector.in_flight > 1 and not crashed:
             crashed.append(prepared.plan.reference)
             raise SystemExit("killed right after the target accepted the entry")
 
