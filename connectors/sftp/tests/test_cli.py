@@ -79,7 +79,8 @@ def test_connectors_list_shows_sftp_with_its_capabilities(config: Path) -> None:
 
 def test_run_delivers_then_a_second_run_finds_everything(config: Path) -> None:
     outbox = config.parent / "outbox"
-    assert listing(outbox) == []
+    # Only the master-data files scaffold writes (as the receiving system would export them).
+    assert listing(outbox) == ["dimensions.csv", "tax-codes.csv", "vendors.csv"]
     first = pleo_export("--config", str(config), "run", "--json", cwd=config.parent)
     assert first.returncode == 1, first.stderr  # a few items on an unknown account fail
     report = json.loads(first.stdout)

@@ -29,7 +29,7 @@ def read_directory(directory: Path) -> list[TargetEntry]:
     settings = SftpSettings(local_dir=directory)
     first_row = 2  # after the header
     entries: list[TargetEntry] = []
-    for path in sorted(directory.glob("*.csv")):
+    for path in sorted(directory.glob("pleo-*.csv")):  # not the master-data files
         rows: dict[str, list[int]] = {}
         postings: dict[str, list[TargetPosting]] = {}
         for number, posting in enumerate(read_postings(path.read_bytes(), settings), first_row):
@@ -59,11 +59,19 @@ def _target(directory: Path, settings: dict[str, Any], **extra: Any) -> Connecto
     return ConnectorTarget(settings=settings, read_entries=read, close_period=close_period, **extra)
 
 
+NO_VENDOR_CREATION = (
+    "the receiving system creates its vendors itself: create_vendor answers only a vendor "
+    "already in vendors_file and otherwise writes a request to vendor_requests_file and "
+    "refuses (vendor_unknown); test_masterdata.py checks both"
+)
+
+
 class TestConformance(ConformanceSuite):
     """Delivery into a local directory (the ``scaffold`` setup)."""
 
     connector_id = "sftp"
     exempt = {
+        "create_vendor_idempotent": NO_VENDOR_CREATION,
         "target_unreachable_precheck": (
             "with local_dir the target is a directory on this machine, not a service: a "
             "missing directory is a configuration error (missing_configuration); the SFTP "
@@ -83,6 +91,7 @@ class TestConformanceOverSftp(ConformanceSuite):
     """Delivery to the real OpenSSH server (``sshd -D`` on loopback)."""
 
     connector_id = "sftp"
+    exempt = {"create_vendor_idempotent": NO_VENDOR_CREATION}
 
     @pytest.fixture
     def connector_target(

@@ -61,6 +61,10 @@ CURRENCIES = {
 }
 CHART_KINDS = {"expense": "expense", "income": "income", "asset": "asset"}
 CHART_KINDS["liability"] = "liability"
+MODULES = ("account_invoice", "analytic_account")
+EXTRA_COUNTRIES = ("DK", "FI", "NO", "SE")
+"""Countries the template creates besides the vendors' (Tryton ships none)."""
+"""The Tryton modules the template activates (with their dependencies)."""
 
 
 class TrytonUnavailable(Exception):
@@ -206,8 +210,19 @@ def template_spec(chart: Chart, currency: str = "GBP") -> dict[str, Any]:
         }
         for v in chart.vendors
     ]
+    dimensions = [
+        {
+            "code": g.code,
+            "name": g.name,
+            "values": [{"code": t.code, "name": t.name} for t in g.tags],
+        }
+        for g in chart.tag_groups
+    ]
     this_year = dt.date.today().year
     return {
+        "modules": list(MODULES),
+        "countries": sorted({v.country for v in chart.vendors} | set(EXTRA_COUNTRIES)),
+        "dimensions": dimensions,
         "company": {"name": "Pleo Sandbox Ltd", "currency": currency},
         "currencies": [
             {"code": code, "name": name, "symbol": symbol, "digits": decimals(code)}
@@ -275,7 +290,7 @@ def ensure_template(spec: dict[str, Any]) -> str:
                 building,
                 "--all",
                 "-u",
-                "account_invoice",
+                *spec.get("modules", MODULES),
                 "--activate-dependencies",
                 "--email",
                 "admin@example.com",

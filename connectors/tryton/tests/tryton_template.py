@@ -14,8 +14,11 @@ in one transaction:
 * account types and one account per chart entry (payable accounts reconcilable and with a
   party required), and the default payable and receivable accounts in the configuration;
 * one tax per Pleo tax code (named after the code) in a purchase tax group;
-* one vendor party per chart vendor: ``code`` = the Pleo vendor code, identifiers for the
-  external id and the tax number, an invoice address;
+* one vendor party per chart vendor: ``code`` = the Pleo vendor code, identifiers (without a
+  type) for the external id and the tax number, an invoice address in its country (the
+  countries are created: Tryton ships none);
+* one analytic root account per chart tag group with a normal account per tag (when the
+  spec names ``analytic_account`` among its modules);
 * the fiscal years (monthly periods, move and invoice sequences).
 
 It prints one line of JSON with the ids of what it created.
@@ -58,6 +61,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
     InvoiceSequence = pool.get("account.fiscalyear.invoice_sequence")
     Sequence = pool.get("ir.sequence.strict")
     ModelData = pool.get("ir.model.data")
+    Country = pool.get("country.country")
 
     # Currencies: Tryton ships none; create the ones the sandbox pays in.
     currencies: dict[str, Any] = {c.code: c for c in Currency.search([])}
@@ -152,6 +156,15 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
             )
             taxes[data["name"]] = tax.id
 
+        countries: dict[str, int] = {c.code: c.id for c in Country.search([])}
+        wanted = set(spec.get("countries", ())) | {
+            v["country"] for v in spec["vendors"] if v.get("country")
+        }
+        for code in sorted(wanted):
+            if code not in countries:
+                (country,) = Country.create([{"code": code, "name": code}])
+                countries[code] = country.id
+
         vendors: dict[str, int] = {}
         for data in spec["vendors"]:
             identifiers = [
@@ -173,6 +186,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
                                         "postal_code": data.get("postal_code", "EC1A 1BB"),
                                         "city": data.get("city", "London"),
                                         "invoice": True,
+                                        "country": countries.get(data.get("country") or ""),
                                     }
                                 ],
                             )
@@ -182,6 +196,37 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
                 ]
             )
             vendors[data.get("code") or data["name"]] = party.id
+
+        analytic: dict[str, int] = {}
+        if "analytic_account" in spec.get("modules", ()):
+            Analytic = pool.get("analytic_account.account")
+            for group in spec.get("dimensions", ()):
+                (root,) = Analytic.create(
+                    [
+                        {
+                            "name": group["name"],
+                            "code": group["code"],
+                            "type": "root",
+                            "company": company.id,
+                            "state": "opened",
+                        }
+                    ]
+                )
+                analytic[group["code"]] = root.id
+                Analytic.create(
+                    [
+                        {
+                            "name": value["name"],
+                            "code": value["code"],
+                            "type": "normal",
+                            "root": root.id,
+                            "parent": root.id,
+                            "company": company.id,
+                            "state": "opened",
+                        }
+                        for value in group["values"]
+                    ]
+                )
 
         move_type = ModelData.get_id("account", "sequence_type_account_move")
         invoice_type = ModelData.get_id("account_invoice", "sequence_type_account_invoice")
@@ -229,6 +274,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
         "accounts": {code: account.id for code, account in accounts.items()},
         "taxes": taxes,
         "vendors": vendors,
+        "analytic": analytic,
         "fiscal_years": fiscal_years,
     }
 

@@ -13,12 +13,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio.to_thread
 import asyncssh
 
 from pleo_export import (
+    AccountingDimension,
+    AccountingTaxCode,
+    AccountingVendor,
     BookedEntry,
     BookedInvoice,
     Capability,
@@ -39,6 +42,7 @@ from pleo_export import (
     ResolvedPosting,
     Role,
     TargetTemporarilyUnavailable,
+    VendorDraft,
     settle_payment,
     settlement_request,
 )
@@ -46,6 +50,7 @@ from pleo_export import ExportJobFailureReasonType as JobReason
 from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES
 from pleo_export.attachments import extension_for as _extension_for
+from pleo_export_sftp import masterdata
 from pleo_export_sftp.accounts import account_for, tax_code_for
 from pleo_export_sftp.booked import read_booked
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
@@ -65,6 +70,8 @@ from pleo_export_sftp.storage import (
 MAX_ATTACHMENT_BYTES = PLEO_MAX_RECEIPT_BYTES
 """Pleo's largest receipt (30 MB per file)."""
 DEFAULT_BATCH_SIZE = 1000
+
+T = TypeVar("T")
 
 
 def extension_for(mime_type: str) -> str:
@@ -135,6 +142,10 @@ class SftpConnector(Connector[SftpSettings]):
                 Capability.LOOKUP_BY_REFERENCE,
                 Capability.BATCH_POSTING,
                 Capability.READ_BOOKED,
+                Capability.READ_VENDORS,
+                Capability.READ_TAX_CODES,
+                Capability.READ_DIMENSIONS,
+                Capability.CREATE_VENDORS,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_batch_size=DEFAULT_BATCH_SIZE),
@@ -202,6 +213,35 @@ class SftpConnector(Connector[SftpSettings]):
     async def close(self) -> None:
         await self.storage.close()
 
+    # --- master data (see pleo_export_sftp.masterdata) -----------------------------------
+
+    async def _master_data(self, read: Callable[[Storage, SftpSettings], Awaitable[T]]) -> T:
+        try:
+            await self.storage.connect()
+            return await read(self.storage, self.settings)
+        except DeliveryError as error:
+            raise as_connector_error(error) from error
+
+    async def list_vendors(self) -> list[AccountingVendor]:
+        """The rows of ``vendors_file``."""
+        return await self._master_data(masterdata.list_vendors)
+
+    async def list_tax_codes(self) -> list[AccountingTaxCode]:
+        """The rows of ``tax_codes_file``."""
+        return await self._master_data(masterdata.list_tax_codes)
+
+    async def list_dimensions(self) -> list[AccountingDimension]:
+        """The dimensions of ``dimensions_file``."""
+        return await self._master_data(masterdata.list_dimensions)
+
+    async def create_vendor(self, draft: VendorDraft) -> AccountingVendor:
+        """The vendor in ``vendors_file`` with the draft's tax number or name; otherwise a
+        request in ``vendor_requests_file`` and ``ItemRejected`` (the receiving system creates
+        its vendors itself)."""
+        return await self._master_data(
+            lambda storage, settings: masterdata.create_vendor(storage, settings, draft)
+        )
+
     async def check(self, job: ExportJob) -> None:
         """Connect, check the directory and settle what an interrupted run left there.
 
@@ -242,9 +282,11 @@ class SftpConnector(Connector[SftpSettings]):
 
         The chart's line accounts become ``accounts`` (so items on other accounts fail with
         ``account_unknown``), its tax codes ``tax_codes``, and each vendor gets a payable
-        sub-account ``2100:<code>`` (other vendors fail with ``vendor_unknown``).
+        sub-account ``2100:<code>`` (other vendors fail with ``vendor_unknown``). The chart's
+        vendors, tax codes and tag groups are written as the master-data CSV files.
         """
         (directory / "outbox").mkdir(parents=True, exist_ok=True)
+        files = masterdata.write_chart_files(directory / "outbox", chart)
         accounts = [account.code for account in chart.expense_accounts]
         vendors = {vendor.code: f"2100:{vendor.code}" for vendor in chart.vendors}
         return {
@@ -255,6 +297,7 @@ class SftpConnector(Connector[SftpSettings]):
             "accounts_payable_account": "2100",
             "unknown_vendor": "fail",
             "vendor_accounts": vendors,
+            **files,
         }
 
     @classmethod

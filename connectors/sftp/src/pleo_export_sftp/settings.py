@@ -162,7 +162,33 @@ class SftpSettings(RoleAccountSettings):
     exchange_loss_account: str | None = None
     """Realised exchange losses (paid for more); may be the same account as the gains."""
 
+    # --- master data (pleo-export sync) ----------------------------------------------------
+
+    vendors_file: str | None = None
+    """A CSV file in the delivery directory listing the receiving system's vendors (columns
+    ``code``, ``name``, ``currency``, ``external_id``, ``tax_number``, ``registration_number``,
+    ``country``, ``archived``), read by ``pleo-export sync vendors``."""
+    tax_codes_file: str | None = None
+    """A CSV file there listing its tax codes (``code``, ``rate``, ``name``, ``type``,
+    ``ingoing_tax_account``, ``outgoing_tax_account``, ``archived``)."""
+    dimensions_file: str | None = None
+    """A CSV file there listing its dimensions' values (``dimension``, ``code``, ``name``,
+    ``dimension_name``, ``archived``), synchronised as Pleo tag groups and tags."""
+    vendor_requests_file: str | None = None
+    """A CSV file there to which vendors created in Pleo but missing from ``vendors_file``
+    are appended, once each, for the accounting team to create."""
+
     # --- validation ------------------------------------------------------------------------
+
+    @field_validator("vendors_file", "tax_codes_file", "dimensions_file", "vendor_requests_file")
+    @classmethod
+    def _master_data_file(cls, value: str | None) -> str | None:
+        if value is not None and not is_safe_name(value):
+            raise ValueError(
+                "must be a file name in the delivery directory: letters, digits, '.', '_' or "
+                "'-', not starting with '.' or '-', e.g. 'vendors.csv'"
+            )
+        return value
 
     @field_validator("host", "username")
     @classmethod
@@ -333,6 +359,25 @@ class SftpSettings(RoleAccountSettings):
                 raise ValueError(
                     "set private_key (recommended) or password to log in to the SFTP server"
                 )
+        for setting in ("vendors_file", "tax_codes_file", "dimensions_file"):
+            name = getattr(self, setting)
+            if name is not None and (
+                name == self.manifest_name or name.startswith(f"{self.file_prefix}-")
+            ):
+                raise ValueError(
+                    f"{setting} {name!r} is the manifest or starts with file_prefix "
+                    f"{self.file_prefix!r}-, like the files pleo-export publishes: rename it"
+                )
+        if self.vendor_requests_file is not None and self.vendor_requests_file in (
+            self.manifest_name,
+            self.vendors_file,
+            self.tax_codes_file,
+            self.dimensions_file,
+        ):
+            raise ValueError(
+                "vendor_requests_file must be a file of its own, not the manifest or a file "
+                "pleo-export reads"
+            )
         if self.decimal_separator == self.delimiter:
             raise ValueError(
                 "decimal_separator and delimiter are the same character: use delimiter ';' "

@@ -310,7 +310,7 @@ class Books:
                 return party
         return None
 
-    async def _tax_number_parties(self, value: str) -> list[int]:
+    async def tax_number_parties(self, value: str) -> list[int]:
         """Parties with an identifier that is ``value`` by ``tax_numbers_match`` (separators,
         case and the country prefix do not matter), lowest id first."""
         forms = tax_number_forms(value)
@@ -334,7 +334,7 @@ class Books:
         if key == "code":
             domain: list[Any] = [("code", "=", value)]
         elif key == "tax_number":
-            ids = await self._tax_number_parties(value)
+            ids = await self.tax_number_parties(value)
             if not ids:
                 return None
             domain = [("id", "in", ids)]

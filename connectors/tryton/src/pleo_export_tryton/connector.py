@@ -14,8 +14,9 @@
 The connector is assembled from one class per concern, each in its own module: ``check``
 (pre-export validation), ``accounts`` (parties, accounts, taxes), ``settlement`` (invoice
 payments at the invoice's rate), ``documents`` (moves, supplier invoices and credit notes),
-``prepare``, ``lookup`` (by reference), ``post`` (batched writing and receipts) and
-``reconcile``; ``base`` holds the state they share.
+``prepare``, ``lookup`` (by reference), ``post`` (batched writing and receipts),
+``reconcile`` and ``masterdata`` (vendors, taxes and analytic accounts for sync); ``base``
+holds the state they share.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from pleo_export_tryton.booked import TrytonBooked
 from pleo_export_tryton.books import Books, Company
 from pleo_export_tryton.check import TrytonCheck
 from pleo_export_tryton.errors import classify_foreign, to_connector_error
+from pleo_export_tryton.masterdata import TrytonMasterData
 from pleo_export_tryton.post import TrytonPost
 from pleo_export_tryton.prepare import TrytonPrepare
 from pleo_export_tryton.rpc import TrytonClient, TrytonError
 from pleo_export_tryton.settings import TrytonSettings
 
 
-class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost, TrytonBooked):
+class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost, TrytonBooked, TrytonMasterData):
     """Books each Pleo export item as Tryton moves and supplier invoices (see the module)."""
 
     manifest: ClassVar[ConnectorManifest] = ConnectorManifest(
@@ -53,6 +55,10 @@ class TrytonConnector(TrytonCheck, TrytonPrepare, TrytonPost, TrytonBooked):
                 Capability.LOOKUP_BY_REFERENCE,
                 Capability.BATCH_POSTING,
                 Capability.READ_BOOKED,
+                Capability.READ_VENDORS,
+                Capability.READ_TAX_CODES,
+                Capability.READ_DIMENSIONS,
+                Capability.CREATE_VENDORS,
             }
         ),
         limits=Limits(max_attachment_bytes=MAX_ATTACHMENT_BYTES, max_batch_size=25),

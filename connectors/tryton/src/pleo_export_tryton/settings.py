@@ -82,6 +82,14 @@ class TrytonSettings(RoleAccountSettings):
     """Pleo account code -> Tryton account code, for codes that differ between the two."""
     tax_map: dict[str, str] = {}
     """Pleo tax code -> name of the Tryton tax. Default: the tax named like the Pleo code."""
+    tax_types: dict[str, Literal["inclusive", "exclusive", "reverse"]] = {}
+    """Pleo tax code -> the type ``pleo-export sync`` gives it in Pleo. Default: ``reverse``
+    for a Tryton tax whose child taxes cancel out, else ``inclusive`` (Tryton does not record
+    whether Pleo's amounts include the tax)."""
+    vendor_category: str | None = None
+    """Name of the Tryton party category that holds the vendors: ``pleo-export sync`` reads
+    only its parties (and those of its sub-categories), and vendors created from Pleo are put
+    in it. Default: every party but the company's own and its employees'."""
 
     state: Literal["posted", "draft"] = "posted"
     """``posted`` posts moves and invoices (numbered, final); ``draft`` leaves them for review

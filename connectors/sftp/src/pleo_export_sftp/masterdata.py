@@ -1,0 +1,393 @@
+"""Master data for ``pleo-export sync``: CSV files the receiving system exports to the server.
+
+The files lie in the delivery directory (``remote_dir`` or ``local_dir``), are read with the
+connector's ``delimiter`` and ``encoding`` (a UTF-8 byte order mark is ignored), and start with
+a header row naming their columns (any order, case and surrounding spaces ignored; unknown
+columns are ignored too). ``archived`` is ``true``/``yes``/``1`` or empty.
+
+* ``vendors_file``: ``code``, ``name``, ``currency`` (required), ``external_id`` (default: the
+  code), ``tax_number``, ``registration_number``, ``country``, ``archived``.
+* ``tax_codes_file``: ``code``, ``rate`` (required; ``0.25`` or ``25%``), ``name``, ``type``
+  (``inclusive``, the default, ``exclusive``, ``reverse``), ``ingoing_tax_account``,
+  ``outgoing_tax_account``, ``archived``.
+* ``dimensions_file``: ``dimension``, ``code`` (required), ``name``, ``dimension_name``,
+  ``archived``; one row per value; a row with an empty ``code`` describes the dimension itself
+  (its name, ``archived``).
+
+The receiving system creates vendors itself, so ``create_vendor`` answers a vendor that is in
+``vendors_file`` already (same tax number, else same name); for any other it appends a row to
+``vendor_requests_file`` (when set; once per Pleo vendor) and refuses with ``vendor_unknown``,
+saying that the vendor is activated in Pleo once it appears in ``vendors_file``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pleo_export import (
+    AccountingDimension,
+    AccountingTaxCode,
+    AccountingVendor,
+    DimensionValue,
+    ItemRejected,
+    JobRejected,
+    TaxType,
+    VendorDraft,
+    tax_numbers_match,
+)
+from pleo_export import ExportJobFailureReasonType as JobReason
+from pleo_export import ExportJobItemFailureReasonType as Reason
+from pleo_export_sftp.publish import temp_name
+from pleo_export_sftp.settings import SftpSettings
+from pleo_export_sftp.storage import Storage
+
+VENDOR_COLUMNS = (
+    "code",
+    "name",
+    "external_id",
+    "tax_number",
+    "registration_number",
+    "currency",
+    "country",
+    "archived",
+)
+TAX_CODE_COLUMNS = (
+    "code",
+    "name",
+    "rate",
+    "type",
+    "ingoing_tax_account",
+    "outgoing_tax_account",
+    "archived",
+)
+DIMENSION_COLUMNS = ("dimension", "dimension_name", "code", "name", "archived")
+REQUEST_COLUMNS = (
+    "requested_at",
+    "pleo_id",
+    "name",
+    "tax_number",
+    "registration_number",
+    "currency",
+    "country",
+)
+
+Row = Mapping[str, str]
+
+
+def _invalid(message: str) -> JobRejected:
+    return JobRejected(JobReason.INVALID_CONFIGURATION, message)
+
+
+async def read_table(
+    storage: Storage, settings: SftpSettings, setting: str, required: tuple[str, ...]
+) -> list[tuple[int, Row]]:
+    """The rows of the file named by ``setting``, as ``(line number, {column: cell})``."""
+    name: str | None = getattr(settings, setting)
+    if name is None:
+        raise JobRejected(
+            JobReason.MISSING_CONFIGURATION,
+            f"setting {setting} is not set: name the CSV file the receiving system exports to "
+            f"{storage.describe()} (see the SFTP connector's master-data columns)",
+        )
+    data = await storage.read(name)
+    if data is None:
+        raise JobRejected(
+            JobReason.MISSING_CONFIGURATION,
+            f"{storage.describe(name)} (setting {setting}) does not exist: export it from the "
+            f"receiving system to that place, or correct {setting}",
+        )
+    try:
+        text = data.decode(settings.encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise _invalid(
+            f"{storage.describe(name)} (setting {setting}) is not {settings.encoding} text "
+            f"({error.reason} at byte {error.start}): save it as {settings.encoding} or "
+            "change the encoding setting"
+        ) from None
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter))
+    if not rows:
+        raise _invalid(f"{storage.describe(name)} (setting {setting}) is empty: it needs a header")
+    header = [cell.strip().lower() for cell in rows[0]]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise _invalid(
+            f"{storage.describe(name)} (setting {setting}) has no column "
+            f"{', '.join(missing)} in its header row ({', '.join(header) or 'empty'}): add it"
+        )
+    table: list[tuple[int, Row]] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        table.append(
+            (number, {c: (row[i].strip() if i < len(row) else "") for i, c in enumerate(header)})
+        )
+    return table
+
+
+def _archived(row: Row, where: str) -> bool:
+    value = row.get("archived", "").lower()
+    if value in ("", "false", "no", "0"):
+        return False
+    if value in ("true", "yes", "1"):
+        return True
+    raise _invalid(f"{where}: archived {value!r} is not true or false")
+
+
+@contextmanager
+def _checked(where: str) -> Iterator[None]:
+    try:
+        yield
+    except ValidationError as error:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise _invalid(
+            f"{where}: {fields} (currency is an ISO 4217 code like EUR, country an ISO 3166 "
+            "code like DK)"
+        ) from None
+
+
+def _vendor(row: Row, where: str) -> AccountingVendor:
+    with _checked(where):
+        return AccountingVendor(
+            name=row["name"],
+            code=row["code"],
+            external_id=row.get("external_id") or row["code"],
+            currency=row["currency"].upper(),
+            country=row.get("country", "").upper() or None,
+            tax_registration_number=row.get("tax_number") or None,
+            registration_number=row.get("registration_number") or None,
+            archived=_archived(row, where),
+        )
+
+
+async def list_vendors(storage: Storage, settings: SftpSettings) -> list[AccountingVendor]:
+    rows = await read_table(storage, settings, "vendors_file", ("code", "name", "currency"))
+    where = storage.describe(settings.vendors_file)
+    vendors: dict[str, AccountingVendor] = {}
+    for number, row in rows:
+        vendor = _vendor(row, f"{where} line {number}")
+        if vendor.code in vendors:
+            raise _invalid(f"{where} line {number}: vendor code {vendor.code!r} is listed twice")
+        vendors[vendor.code] = vendor
+    return list(vendors.values())
+
+
+def _rate(text: str, where: str) -> Decimal:
+    cleaned = text.replace(",", ".").strip()
+    try:
+        rate = Decimal(cleaned.removesuffix("%"))
+    except InvalidOperation:
+        raise _invalid(f"{where}: rate {text!r} is not a number like 0.25 or 25%") from None
+    return rate / 100 if cleaned.endswith("%") else rate
+
+
+async def list_tax_codes(storage: Storage, settings: SftpSettings) -> list[AccountingTaxCode]:
+    rows = await read_table(storage, settings, "tax_codes_file", ("code", "rate"))
+    where = storage.describe(settings.tax_codes_file)
+    codes: dict[str, AccountingTaxCode] = {}
+    for number, row in rows:
+        line = f"{where} line {number}"
+        kind = (row.get("type") or "inclusive").lower()
+        if kind not in {t.value for t in TaxType}:
+            raise _invalid(f"{line}: type {kind!r} is not inclusive, exclusive or reverse")
+        code = row["code"]
+        if code in codes:
+            raise _invalid(f"{line}: tax code {code!r} is listed twice")
+        with _checked(line):
+            codes[code] = AccountingTaxCode(
+                code=row["code"],
+                name=row.get("name") or row["code"],
+                rate=_rate(row["rate"], line),
+                type=TaxType(kind),
+                ingoing_tax_account=row.get("ingoing_tax_account") or None,
+                outgoing_tax_account=row.get("outgoing_tax_account") or None,
+                archived=_archived(row, line),
+            )
+    return list(codes.values())
+
+
+async def list_dimensions(storage: Storage, settings: SftpSettings) -> list[AccountingDimension]:
+    rows = await read_table(storage, settings, "dimensions_file", ("dimension", "code"))
+    where = storage.describe(settings.dimensions_file)
+    names: dict[str, str] = {}
+    archived: dict[str, bool] = {}
+    values: dict[str, dict[str, DimensionValue]] = {}
+    for number, row in rows:
+        line = f"{where} line {number}"
+        dimension = row["dimension"]
+        if not dimension:
+            raise _invalid(f"{line}: the dimension column is empty")
+        values.setdefault(dimension, {})
+        if row.get("dimension_name"):
+            names[dimension] = row["dimension_name"]
+        if not row["code"]:
+            archived[dimension] = _archived(row, line)
+            if row.get("name"):
+                names[dimension] = row["name"]
+            continue
+        if row["code"] in values[dimension]:
+            raise _invalid(f"{line}: value {row['code']!r} of {dimension!r} is listed twice")
+        with _checked(line):
+            values[dimension][row["code"]] = DimensionValue(
+                code=row["code"], name=row.get("name") or row["code"], archived=_archived(row, line)
+            )
+    return [
+        AccountingDimension(
+            code=dimension,
+            name=names.get(dimension, dimension),
+            values=tuple(found.values()),
+            archived=archived.get(dimension, False),
+        )
+        for dimension, found in values.items()
+    ]
+
+
+def find_vendor(vendors: list[AccountingVendor], draft: VendorDraft) -> AccountingVendor | None:
+    """The active vendor with the draft's tax number, else with its name."""
+    active = [v for v in vendors if not v.archived]
+    if draft.tax_registration_number:
+        for vendor in active:
+            if vendor.tax_registration_number and tax_numbers_match(
+                draft.tax_registration_number, vendor.tax_registration_number
+            ):
+                return vendor
+    name = draft.name.strip().casefold()
+    return next((v for v in active if v.name.strip().casefold() == name), None)
+
+
+async def request_vendor(storage: Storage, settings: SftpSettings, draft: VendorDraft) -> bool:
+    """Append ``draft`` to ``vendor_requests_file`` unless it is there; whether it was added.
+
+    The file is rewritten through a temporary file renamed into place, so a reader never sees
+    half a row."""
+    name = settings.vendor_requests_file
+    if name is None:
+        return False
+    data = await storage.read(name)
+    text = data.decode(settings.encoding).removeprefix("\ufeff") if data is not None else ""
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter))
+    if rows:
+        header = [cell.strip().lower() for cell in rows[0]]
+        column = header.index("pleo_id") if "pleo_id" in header else None
+        if column is not None and any(
+            len(row) > column and row[column] == draft.pleo_id for row in rows[1:]
+        ):
+            return False
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=settings.delimiter, lineterminator=settings.newline)
+    if not rows:
+        writer.writerow(REQUEST_COLUMNS)
+    writer.writerow(
+        [
+            datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            draft.pleo_id,
+            draft.name,
+            draft.tax_registration_number or "",
+            draft.registration_number or "",
+            draft.currency,
+            draft.country or "",
+        ]
+    )
+    prefix = text if not text or text.endswith(("\n", "\r")) else text + settings.newline
+    content = (prefix + out.getvalue()).encode(settings.encoding, errors="replace")
+    temporary = temp_name(name)
+    await storage.write(temporary, content)
+    try:
+        await storage.replace(temporary, name)
+    except BaseException:
+        await storage.remove(temporary)
+        raise
+    return True
+
+
+async def create_vendor(
+    storage: Storage, settings: SftpSettings, draft: VendorDraft
+) -> AccountingVendor:
+    vendors = await list_vendors(storage, settings)
+    found = find_vendor(vendors, draft)
+    if found is not None:
+        return found
+    listed = storage.describe(settings.vendors_file)
+    requested = await request_vendor(storage, settings, draft)
+    if settings.vendor_requests_file is None:
+        asked = (
+            "set vendor_requests_file to have pleo-export write such requests to a CSV file "
+            "for the accounting team"
+        )
+    else:
+        where = storage.describe(settings.vendor_requests_file)
+        asked = f"it is {'now' if requested else 'already'} requested in {where}"
+    raise ItemRejected(
+        Reason.VENDOR_UNKNOWN,
+        f"vendor {draft.name!r} is not in the receiving system's vendor list {listed} "
+        "(setting vendors_file), and pleo-export cannot create vendors in a system it only "
+        f"delivers files to: {asked}. Create the vendor in the accounting system and export "
+        "its vendor list again; the vendor is activated in Pleo when it appears there",
+    )
+
+
+def write_chart_files(directory: Path, chart: Any) -> dict[str, str]:
+    """``vendors.csv``, ``tax-codes.csv`` and ``dimensions.csv`` in ``directory`` for the
+    sandbox chart, as a receiving system would export them; the settings that name them."""
+
+    def write(name: str, header: tuple[str, ...], rows: list[list[str]]) -> None:
+        out = io.StringIO(newline="")
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        (directory / name).write_text(out.getvalue(), encoding="utf-8", newline="")
+
+    write(
+        "vendors.csv",
+        VENDOR_COLUMNS,
+        [
+            [
+                v.code,
+                v.name,
+                v.external_id,
+                v.tax_registration_number or "",
+                v.registration_number or "",
+                v.default_currency,
+                v.country or "",
+                "",
+            ]
+            for v in chart.vendors
+        ],
+    )
+    write(
+        "tax-codes.csv",
+        TAX_CODE_COLUMNS,
+        [
+            [
+                t.code,
+                t.name,
+                str(t.rate),
+                t.type,
+                t.ingoing_tax_account or "",
+                t.outgoing_tax_account or "",
+                "",
+            ]
+            for t in chart.tax_codes
+        ],
+    )
+    write(
+        "dimensions.csv",
+        DIMENSION_COLUMNS,
+        [[g.code, g.name, t.code, t.name, ""] for g in chart.tag_groups for t in g.tags],
+    )
+    return {
+        "vendors_file": "vendors.csv",
+        "tax_codes_file": "tax-codes.csv",
+        "dimensions_file": "dimensions.csv",
+        "vendor_requests_file": "vendor-requests.csv",
+    }
