@@ -12,10 +12,8 @@ import pytest
 
 from connectors.tryton.tests.tryton_server import TrytonServer
 from connectors.tryton.tests.tryton_support import CURRENCY, tryton_client
-from pleo_export.connector import Capability
 from pleo_export.sync import Kind, run_sync
 from pleo_export_sandbox import Sandbox
-from pleo_export_tryton import TrytonConnector
 from tests.sync.support import (
     SECRET,
     empty_sandbox,
@@ -28,13 +26,7 @@ from tests.sync.support import (
     watching,
 )
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.skipif(
-        Capability.CREATE_VENDORS not in TrytonConnector.manifest.capabilities,
-        reason="the Tryton connector does not read or create master data yet",
-    ),
-]
+pytestmark = pytest.mark.anyio
 
 MASTER_DATA_FAILURES = {"vendor_unknown", "tax_code_unknown", "tag_unknown"}
 
