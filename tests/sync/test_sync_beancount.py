@@ -55,7 +55,8 @@ async def test_after_sync_a_vendor_job_from_pleos_master_data_has_no_master_data
     (job,) = report.jobs
     items = [sandbox.export_item(i.accounting_entry_id) for i in sandbox.job_items(job.job_id)]
     assert sum(1 for item in items if item.get("vendor")) >= 5
-    assert sum(1 for item in items for line in item["accountingEntryLines"] if line.get("tax"))
+    lines = [line for item in items for line in item["accountingEntryLines"]]
+    assert any(line.get("tax") for line in lines) and any(line.get("tags") for line in lines)
     reasons = {failure.reason_type for failure in job.failures}
     assert not reasons & MASTER_DATA_FAILURES, job.failures
     assert job.failed == 0

@@ -80,6 +80,9 @@ async def test_after_sync_a_vendor_job_books_in_tryton_without_master_data_failu
     assert sum(1 for item in items if item.get("vendor")) >= 3
     reasons = {failure.reason_type for failure in job.failures}
     assert not reasons & MASTER_DATA_FAILURES, job.failures
+    assert job.failed == 0, job.failures
+    lines = [line for item in items for line in item["accountingEntryLines"]]
+    assert any(line.get("tax") for line in lines) and any(line.get("tags") for line in lines)
     assert second.writes == 0
     assert second_writes == []
 
