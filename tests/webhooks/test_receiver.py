@@ -144,3 +144,26 @@ async def test_sandbox_delivers_over_http_and_retries_what_failed(sandbox: Sandb
     assert accepted == 1
     assert wakeups.received == 1  # the duplicate copy was deduplicated
     assert len(sandbox.webhooks.outbox) == 1  # the unreachable subscriber waits for a retry
+
+
+async def test_a_vendor_created_delivery_hands_over_the_vendor_once(sandbox: Sandbox) -> None:
+    wakeups = Wakeups()
+    app = receiver_app(SignatureVerifier(SecretStr(SECRET)), wakeups)
+    company = sandbox.add_company()
+    vendor = sandbox.create_draft_vendor(company.id, "Fresh Paint Ltd")
+    headers, body = _delivery(sandbox)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://receiver"
+    ) as client:
+        first = await client.post("/pleo/webhooks", content=body, headers=headers)
+        again = await client.post("/pleo/webhooks", content=body, headers=headers)
+        forged = await client.post(
+            "/pleo/webhooks",
+            content=body.replace(vendor["id"].encode(), b"someone-else"),
+            headers={**headers, "webhook-id": "msg_forged"},
+        )
+
+    assert (first.status_code, again.status_code, forged.status_code) == (204, 204, 401)
+    assert wakeups.take_vendor_ids() == [vendor["id"]]
+    assert wakeups.take_vendor_ids() == []
+    assert await wakeups.wait(0.01) is True
