@@ -30,10 +30,10 @@ def check(obj: Context, as_json: bool) -> None:
 
     \b
     Also compares master data (for what the connector can list: vendors,
-    tax codes, dimensions) and reports drift that would make items fail:
-    a vendor, tax code or tag that items of a pending job carry, or that is
-    open in Pleo, but that the accounting system lacks. Drift like that makes
-    the verdict NOT READY; `pleo-export sync` fixes what is Pleo's side.
+    tax codes, dimensions). A vendor, tax code or tag that items of a
+    pending job carry, that the accounting system lacks and that the
+    connector refuses for it makes the verdict NOT READY. Differences in
+    Pleo's master data alone are notes; `pleo-export sync` fixes Pleo's side.
 
     Nothing is started, posted, reported or synchronised. Use it after
     changing the configuration.
@@ -124,7 +124,9 @@ async def _drift(session: Session, jobs: list[ExportJob]) -> DriftReport | None:
     if session.company_id is None or not any(c in declared for c in CAPABILITY.values()):
         return None
     pleo = PleoMasterData(session.client, session.company_id)
-    return await find_drift(session.connector, pleo, session.client, jobs)
+    return await find_drift(
+        session.connector, pleo, session.client, jobs, session.engine.options.plan
+    )
 
 
 def _print_drift(drift: DriftReport) -> None:
@@ -132,20 +134,33 @@ def _print_drift(drift: DriftReport) -> None:
         click.echo("master data: Pleo and the accounting system agree")
         return
     missing: dict[str, list[str]] = {}
+    only_in_pleo: dict[str, list[str]] = {}
     for finding in drift.findings:
         if finding.missing_in_pleo:
             missing.setdefault(finding.kind.value, []).append(finding.code)
+            continue
+        if finding.missing_in_accounting and not finding.blocking:
+            only_in_pleo.setdefault(finding.kind.value, []).append(finding.code)
             continue
         verdict = "would fail" if finding.blocking else "note"
         items = (
             f" ({finding.items} item{'s' if finding.items != 1 else ''})" if finding.items else ""
         )
         click.echo(f"master data: {verdict}{items}: {finding.problem}")
+    for kind, codes in only_in_pleo.items():
+        click.echo(
+            f"master data: note: {kind}: {len(codes)} open in Pleo but missing or closed in the "
+            f"accounting system ({_first(codes)}): items that use them may fail; "
+            "`pleo-export sync` archives them in Pleo (--json lists each)"
+        )
     for kind, codes in missing.items():
-        shown = ", ".join(codes[:6]) + (f" and {len(codes) - 6} more" if len(codes) > 6 else "")
         click.echo(
             f"master data: note: {kind}: {len(codes)} in the accounting system but not in Pleo "
-            f"({shown}): `pleo-export sync` adds them"
+            f"({_first(codes)}): `pleo-export sync` adds them"
         )
     for reason in drift.not_checked:
         click.echo(f"master data: not checked: {reason}")
+
+
+def _first(codes: list[str]) -> str:
+    return ", ".join(codes[:6]) + (f" and {len(codes) - 6} more" if len(codes) > 6 else "")

@@ -4,27 +4,31 @@
 data the connector can list (``read_vendors``, ``read_tax_codes``, ``read_dimensions``):
 
 * **in pending jobs**: a vendor, tax code or tag that items of a pending job carry and the
-  accounting system does not have. Those items would fail (``vendor_unknown``,
-  ``tax_code_unknown``, ``tag_unknown``): blocking.
+  accounting system does not list. Each such item is planned and handed to the connector's
+  ``prepare`` (which writes nothing), the way the export would: the finding blocks only when
+  the connector refuses items with that kind's reason (``vendor_unknown``,
+  ``tax_code_unknown``, ``tag_unknown``). A connector that books the item all the same (a
+  ledger that keeps tax codes as metadata only) gets a note, not a verdict.
 * **in Pleo's master data**: what a sync would change. A vendor, tax code or tag open in Pleo
-  that the accounting system lacks (or has closed, or knows under another code) can be chosen
-  on expenses and then fails them: blocking. One the accounting system has and Pleo lacks
-  cannot be chosen in Pleo yet: not blocking, ``pleo-export sync`` adds it.
+  that the accounting system lacks (or has closed, or knows under another code) may be chosen
+  on expenses later: a note, since no pending item uses it yet, with ``pleo-export sync`` as
+  the fix. One the accounting system has and Pleo lacks cannot be chosen in Pleo yet: a note
+  too, ``pleo-export sync`` adds it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from pleo_export.connector import Connector
+from pleo_export.bookkeeping import PlanOptions, plan_item
+from pleo_export.connector import Connector, ConnectorError, ItemRejected
 from pleo_export.masterdata import AccountingDimension, AccountingTaxCode, AccountingVendor
 from pleo_export.pleo.errors import PleoHttpError
-from pleo_export.pleo.models import ExportItem, ExportJob
+from pleo_export.pleo.models import ExportItem, ExportJob, ExportJobItemFailureReasonType
 from pleo_export.sync.diff import Action, Change, Entity, Kind, SyncPlan
 from pleo_export.sync.runner import missing_capabilities, plan_kind, skip_reason
 
@@ -49,10 +53,13 @@ class Drift:
     """Items of pending jobs affected (0 for a finding in Pleo's master data only)."""
     missing_in_pleo: bool = False
     """The accounting system has it and Pleo does not (what ``sync`` creates)."""
+    missing_in_accounting: bool = False
+    """Open in Pleo, missing or closed in the accounting system (what ``sync`` archives)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "missing_in_pleo": self.missing_in_pleo,
+            "missing_in_accounting": self.missing_in_accounting,
             "kind": self.kind.value,
             "code": self.code,
             "name": self.name,
@@ -118,21 +125,22 @@ async def find_drift(
     pleo: PleoMasterData,
     client: PleoClient,
     jobs: Sequence[ExportJob],
+    plan_options: PlanOptions | None = None,
 ) -> DriftReport:
     """The drift of every kind the connector can list, in Pleo's master data and in the items
-    of ``jobs`` (pending jobs)."""
+    of ``jobs`` (pending jobs), whose items are planned with ``plan_options``."""
     report = DriftReport()
     kinds = [k for k in Kind if not missing_capabilities(connector, [k])]
     report.not_checked += [skip_reason(connector, k) for k in Kind if k not in kinds]
     known = _Known()
-    if Kind.VENDORS in kinds:
-        known.vendor_keys = _known_vendors(await connector.list_vendors())
-    if Kind.TAX_CODES in kinds:
-        known.tax_codes = _known_tax_codes(await connector.list_tax_codes())
-    if Kind.TAGS in kinds:
-        dimensions = await connector.list_dimensions()
-        known.tags = _known_tags(dimensions)
-        known.groups = {d.code for d in dimensions}
+    for kind in list(kinds):
+        try:
+            await _learn(kind, connector, known)
+        except ConnectorError as error:
+            # A connector that can list master data but is not set up to (the SFTP connector
+            # without its vendors_file) says so; the other kinds are still compared.
+            kinds.remove(kind)
+            report.not_checked.append(f"{kind.value}: {error.message}")
     for kind in kinds:
         try:
             plan = await plan_kind(kind, connector, pleo)
@@ -143,8 +151,20 @@ async def find_drift(
             continue
         report.findings += _plan_drift(plan)
     if kinds and jobs:
-        report.findings += await _items_drift(client, jobs, kinds, known)
+        confirm = _Confirmer(connector, plan_options or PlanOptions())
+        report.findings += await _items_drift(client, jobs, kinds, known, confirm)
     return report
+
+
+async def _learn(kind: Kind, connector: Connector[Any], known: _Known) -> None:
+    if kind is Kind.VENDORS:
+        known.vendor_keys = _known_vendors(await connector.list_vendors())
+    elif kind is Kind.TAX_CODES:
+        known.tax_codes = _known_tax_codes(await connector.list_tax_codes())
+    else:
+        dimensions = await connector.list_dimensions()
+        known.tags = _known_tags(dimensions)
+        known.groups = {d.code for d in dimensions}
 
 
 def _plan_drift(plan: SyncPlan) -> list[Drift]:
@@ -187,18 +207,20 @@ def _drift_of(change: Change) -> Drift | None:
             change.code,
             change.name,
             f"{label} is open in Pleo but missing or closed in the accounting system: items "
-            "using it fail; `pleo-export sync` archives it in Pleo (or open it in the "
+            "that use it may fail; `pleo-export sync` archives it in Pleo (or open it in the "
             "accounting system)",
-            blocking=True,
+            blocking=False,
+            missing_in_accounting=True,
         )
     if change.action is Action.ARCHIVE:
         return Drift(
             change.kind,
             change.code,
             change.name,
-            f"{label} is open in Pleo but missing or closed in the accounting system: its tags "
-            "fail items; `pleo-export sync` archives it in Pleo",
-            blocking=True,
+            f"{label} is open in Pleo but missing or closed in the accounting system: items "
+            "tagged from it may fail; `pleo-export sync` archives it in Pleo",
+            blocking=False,
+            missing_in_accounting=True,
         )
     if change.action is Action.UPDATE:
         identity = [c for c in change.changes if c.field in _IDENTITY_FIELDS]
@@ -209,20 +231,50 @@ def _drift_of(change: Change) -> Drift | None:
             change.name,
             f"{label} differs between Pleo and the accounting system ({differences}): "
             + (
-                "items carrying Pleo's values fail; `pleo-export sync` updates Pleo"
+                "items carrying Pleo's values may fail; `pleo-export sync` updates Pleo"
                 if identity
                 else "`pleo-export sync` updates Pleo"
             ),
-            blocking=bool(identity),
+            blocking=False,
         )
     return None
 
 
+_REASON = {
+    Kind.VENDORS: ExportJobItemFailureReasonType.VENDOR_UNKNOWN,
+    Kind.TAX_CODES: ExportJobItemFailureReasonType.TAX_CODE_UNKNOWN,
+    Kind.TAGS: ExportJobItemFailureReasonType.TAG_UNKNOWN,
+}
+
+_Key = tuple[Kind, str, str]
+"""(kind, code, name) of one finding on items."""
+
+
+class _Confirmer:
+    """Asks the connector what the export would: plan the item, then ``prepare`` it (which
+    writes nothing). Answers the refusal, or ``None`` when the connector accepts the item."""
+
+    def __init__(self, connector: Connector[Any], options: PlanOptions) -> None:
+        self.connector = connector
+        self.options = options
+
+    async def __call__(self, item: ExportItem, job: ExportJob) -> ItemRejected | None:
+        try:
+            await self.connector.prepare(plan_item(item, job, self.options))
+        except ItemRejected as refused:
+            return refused
+        return None
+
+
 async def _items_drift(
-    client: PleoClient, jobs: Sequence[ExportJob], kinds: list[Kind], known: _Known
+    client: PleoClient,
+    jobs: Sequence[ExportJob],
+    kinds: list[Kind],
+    known: _Known,
+    confirm: Callable[[ExportItem, ExportJob], Awaitable[ItemRejected | None]],
 ) -> list[Drift]:
-    """What items of ``jobs`` carry that the accounting system lacks (reads their export
-    items: one request per page)."""
+    """What items of ``jobs`` carry that the accounting system lacks, confirmed by the
+    connector (reads their export items: one request per page)."""
     tally = _Tally(kinds, known)
     for job in jobs:
         async for page in client.iter_export_items(job.id):
@@ -231,71 +283,69 @@ async def _items_drift(
                     item = ExportItem.model_validate(raw)
                 except ValidationError:
                     continue  # the export reports it as malformed; not master data
-                tally.add(item)
-    vendors, taxes, tags = tally.vendors, tally.taxes, tally.tags
-    found = [
-        Drift(
-            Kind.VENDORS,
-            code,
-            name,
-            f"vendor {code!r} ({name}) is on items of pending jobs but not in the accounting "
-            "system: they would fail with vendor_unknown; create it there, then "
-            "`pleo-export sync vendors`",
-            blocking=True,
-            items=count,
+                keys = tally.unknown(item)
+                if keys:
+                    tally.count(keys, await confirm(item, job))
+    return [_item_finding(key, counts) for key, counts in sorted(tally.counts.items())]
+
+
+def _item_finding(key: _Key, counts: list[int]) -> Drift:
+    kind, code, name = key
+    refused, accepted, other = counts
+    reason = _REASON[kind].value
+    if kind is Kind.VENDORS:
+        what, fix = f"vendor {code!r} ({name})", "create it there, then `pleo-export sync vendors`"
+    elif kind is Kind.TAX_CODES:
+        what, fix = f"tax code {code!r}", "add it there, or change it in Pleo"
+    else:
+        group = code.split("/", 1)[0]
+        what = f"tag {code} (dimension {group} has no such value)"
+        fix = "add the value there, or change the tag in Pleo"
+    problem = f"{what} is on items of pending jobs but not in the accounting system"
+    notes = []
+    if accepted:
+        notes.append(f"the connector accepts {_items(accepted)} all the same")
+    if other:
+        verb = "fails" if other == 1 else "fail"
+        notes.append(
+            f"{_items(other)} {verb} for another reason (`pleo-export run --dry-run` shows why)"
         )
-        for (code, name), count in sorted(vendors.items())
-    ]
-    found += [
-        Drift(
-            Kind.TAX_CODES,
-            code,
-            code,
-            f"tax code {code!r} is on items of pending jobs but not in the accounting system: "
-            "they would fail with tax_code_unknown; add it there, or change it in Pleo",
-            blocking=True,
-            items=count,
-        )
-        for code, count in sorted(taxes.items())
-    ]
-    found += [
-        Drift(
-            Kind.TAGS,
-            f"{group}/{code}",
-            code,
-            f"tag {group}/{code} is on items of pending jobs but dimension {group} of the "
-            "accounting system has no such value: they would fail with tag_unknown; add the "
-            "value there, or change the tag in Pleo",
-            blocking=True,
-            items=count,
-        )
-        for (group, code), count in sorted(tags.items())
-    ]
-    return found
+    if refused:
+        problem += f": the connector refuses {_items(refused)} with {reason}; {fix}"
+        if notes:
+            problem += f" ({'; '.join(notes)})"
+    else:
+        problem += f": {'; '.join(notes)}"
+    return Drift(kind, code, name, problem, blocking=bool(refused), items=sum(counts))
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'s' if count != 1 else ''}"
 
 
 class _Tally:
-    """Counts, per vendor, tax code and tag the accounting system lacks, the items using it."""
+    """Counts, per vendor, tax code and tag the accounting system lacks, the items using it:
+    ``[refused with the kind's reason, accepted, refused for another reason]``."""
 
     def __init__(self, kinds: list[Kind], known: _Known) -> None:
         self.kinds = kinds
         self.known = known
-        self.vendors: Counter[tuple[str, str]] = Counter()
-        self.taxes: Counter[str] = Counter()
-        self.tags: Counter[tuple[str, str]] = Counter()
+        self.counts: dict[_Key, list[int]] = {}
 
-    def add(self, item: ExportItem) -> None:
+    def unknown(self, item: ExportItem) -> set[_Key]:
+        """The findings ``item`` carries (each once, however many lines carry it)."""
+        keys: set[_Key] = set()
         if Kind.VENDORS in self.kinds and item.vendor is not None:
             vendor = item.vendor
-            keys = {f"code:{vendor.code}", f"external_id:{vendor.external_id}"}
+            ids = {f"code:{vendor.code}", f"external_id:{vendor.external_id}"}
             if vendor.tax_registration_number:
-                keys.add(f"tax:{''.join(vendor.tax_registration_number.split()).upper()}")
-            if not keys & self.known.vendor_keys:
-                self.vendors[(vendor.code or vendor.external_id or "", vendor.name)] += 1
+                ids.add(f"tax:{''.join(vendor.tax_registration_number.split()).upper()}")
+            if not ids & self.known.vendor_keys:
+                keys.add((Kind.VENDORS, vendor.code or vendor.external_id or "", vendor.name))
         for line in item.accounting_entry_lines:
             code = line.tax.code if line.tax is not None else None
             if Kind.TAX_CODES in self.kinds and code and code not in self.known.tax_codes:
-                self.taxes[code] += 1
+                keys.add((Kind.TAX_CODES, code, code))
             if Kind.TAGS not in self.kinds:
                 continue
             for tag in line.tags or ():
@@ -303,4 +353,15 @@ class _Tally:
                 # connector; only unknown values of known dimensions fail.
                 known_group = tag.group_code in self.known.groups
                 if known_group and (tag.group_code, tag.code) not in self.known.tags:
-                    self.tags[(tag.group_code, tag.code)] += 1
+                    keys.add((Kind.TAGS, f"{tag.group_code}/{tag.code}", tag.code))
+        return keys
+
+    def count(self, keys: set[_Key], refused: ItemRejected | None) -> None:
+        for key in keys:
+            counts = self.counts.setdefault(key, [0, 0, 0])
+            if refused is None:
+                counts[1] += 1
+            elif refused.reason_type is _REASON[key[0]]:
+                counts[0] += 1
+            else:
+                counts[2] += 1
