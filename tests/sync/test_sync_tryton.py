@@ -96,6 +96,9 @@ async def _vendor_appears(
     *,
     webhook: bool,
 ) -> None:
+    # A trytond that died under an earlier test shows its log here, not as a connection error.
+    alive = tryton.process is not None and tryton.process.poll() is None
+    assert alive, f"trytond is not running:\n{tryton.tail()}"
     monkeypatch.setenv("PLEO_EXPORT_TRYTON_PASSWORD", tryton.password)
     sandbox = Sandbox()
     company = sandbox.add_company(wallet_currency=CURRENCY)
