@@ -29,6 +29,7 @@ from pleo_export.masterdata import VendorDraft
 from pleo_export.outage import pleo_outage
 from pleo_export.pleo.errors import NotFound, PleoHttpError
 from pleo_export.pleo.masterdata_models import PleoVendor, VendorState
+from pleo_export.pleo.models import ExportJobItemFailureReasonType
 
 if TYPE_CHECKING:
     from pleo_export.pleo.masterdata import PleoMasterData
@@ -93,7 +94,8 @@ class DraftVendors:
         self._reported: dict[str, str] = {}
         self._rejected: dict[str, tuple[object, DraftOutcome]] = {}
         """Vendor id -> (its ``updated_at``, the outcome): a rejected draft is offered to the
-        connector again only once it changed in Pleo."""
+        connector again only once it changed in Pleo, unless the refusal was
+        ``vendor_unknown`` (the connector waits for the accounting system to list it)."""
         self._lock = anyio.Lock()
         self.disabled: str | None = None
         """Why polling stopped (Pleo refused the Vendors API to this credential)."""
@@ -145,10 +147,7 @@ class DraftVendors:
                 if earlier is not None and earlier[0] == vendor.updated_at:
                     outcomes.append(replace(earlier[1], repeated=True))
                     continue
-                outcome = await self._settle(vendor)
-                if outcome.status is DraftStatus.REJECTED:
-                    self._rejected[vendor.id] = (vendor.updated_at, outcome)
-                outcomes.append(outcome)
+                outcomes.append(await self._settle(vendor))
         return outcomes
 
     async def _settle(self, vendor: PleoVendor) -> DraftOutcome:
@@ -164,11 +163,16 @@ class DraftVendors:
         try:
             created = await self.connector.create_vendor(vendor_draft(vendor))
         except ItemRejected as rejected:
-            return self._report(
+            outcome = self._report(
                 vendor,
                 DraftStatus.REJECTED,
                 f"connector {manifest.id!r} did not create {vendor.name!r}: {rejected.message}",
             )
+            if rejected.reason_type is not ExportJobItemFailureReasonType.VENDOR_UNKNOWN:
+                # Only a change in Pleo can help; vendor_unknown waits for the accounting
+                # system to list the vendor, so that draft is offered again every round.
+                self._rejected[vendor.id] = (vendor.updated_at, outcome)
+            return outcome
         except Exception as error:  # the target is down, or a bug: try again next round
             text = redact(
                 error.message
