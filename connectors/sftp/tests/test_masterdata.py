@@ -265,3 +265,54 @@ async def test_without_a_requests_file_the_refusal_says_how_to_get_one(tmp_path:
         await Harness(settings, tmp_path).connector().create_vendor(draft())
     assert "set vendor_requests_file" in raised.value.message
     assert listing(directory) == ["vendors.csv"]
+
+
+async def test_a_request_follows_the_columns_of_the_requests_file_it_finds(tmp_path: Path) -> None:
+    # The accounting team reordered the columns and added one of its own.
+    directory = tmp_path / "outbox"
+    settings = local_settings(
+        directory, vendors_file="vendors.csv", vendor_requests_file="requests.csv"
+    )
+    (directory / "vendors.csv").write_bytes(b"code,name,currency\r\n")
+    (directory / "requests.csv").write_bytes(
+        b"\r\nName,PLEO_ID,status,currency\r\nOld Vendor,p-0,done,DKK\r\n"
+    )
+    connector = Harness(settings, tmp_path).connector()
+    for _ in range(2):
+        with pytest.raises(ItemRejected):
+            await connector.create_vendor(draft(pleo_id="p-1"))
+
+    rows = list(csv.reader(io.StringIO((directory / "requests.csv").read_text(), newline="")))
+    assert rows[1:] == [
+        ["Name", "PLEO_ID", "status", "currency"],
+        ["Old Vendor", "p-0", "done", "DKK"],
+        ["Fjord Coffee ApS", "p-1", "", "DKK"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name,tax_number\r\nOld Vendor,DK1\r\n", "has no pleo_id column in its header row"),
+        ("pleo_id,name\r\np-0,Gr\u00f8n\r\n".encode("cp1252"), "is not utf-8 text"),
+    ],
+)
+async def test_a_requests_file_pleo_export_cannot_keep_is_refused_and_left_alone(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    # Appending to it would add the same request again on every round of the vendor flow.
+    directory = tmp_path / "outbox"
+    settings = local_settings(
+        directory, vendors_file="vendors.csv", vendor_requests_file="requests.csv"
+    )
+    (directory / "vendors.csv").write_bytes(b"code,name,currency\r\n")
+    (directory / "requests.csv").write_bytes(content)
+
+    with pytest.raises(JobRejected) as raised:
+        await Harness(settings, tmp_path).connector().create_vendor(draft())
+
+    assert expected in raised.value.message
+    assert "requests.csv (setting vendor_requests_file)" in raised.value.message
+    assert "move it away" in raised.value.message or "move the file away" in raised.value.message
+    assert (directory / "requests.csv").read_bytes() == content
+    assert listing(directory) == ["requests.csv", "vendors.csv"]

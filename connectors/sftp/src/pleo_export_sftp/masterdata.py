@@ -16,8 +16,9 @@ columns are ignored too). ``archived`` is ``true``/``yes``/``1`` or empty.
 
 The receiving system creates vendors itself, so ``create_vendor`` answers a vendor that is in
 ``vendors_file`` already (same tax number, else same name); for any other it appends a row to
-``vendor_requests_file`` (when set; once per Pleo vendor) and refuses with ``vendor_unknown``,
-saying that the vendor is activated in Pleo once it appears in ``vendors_file``.
+``vendor_requests_file`` (when set; once per Pleo vendor; see :func:`request_vendor`) and
+refuses with ``vendor_unknown``, saying that the vendor is activated in Pleo once it appears in
+``vendors_file``.
 """
 
 from __future__ import annotations
@@ -268,36 +269,52 @@ def find_vendor(vendors: list[AccountingVendor], draft: VendorDraft) -> Accounti
 async def request_vendor(storage: Storage, settings: SftpSettings, draft: VendorDraft) -> bool:
     """Append ``draft`` to ``vendor_requests_file`` unless it is there; whether it was added.
 
-    The file is rewritten through a temporary file renamed into place, so a reader never sees
-    half a row."""
+    A new file gets the header :data:`REQUEST_COLUMNS`; a row added to an existing file follows
+    that file's header (its columns may have been reordered, unknown ones stay empty), which
+    must have ``pleo_id``: without it a request could not be found again, and one would be
+    added on every round. The file is rewritten through a temporary file renamed into place, so
+    a reader never sees half a row."""
     name = settings.vendor_requests_file
     if name is None:
         return False
+    where = f"{storage.describe(name)} (setting vendor_requests_file)"
     data = await storage.read(name)
-    text = data.decode(settings.encoding).removeprefix("\ufeff") if data is not None else ""
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter))
-    if rows:
-        header = [cell.strip().lower() for cell in rows[0]]
-        column = header.index("pleo_id") if "pleo_id" in header else None
-        if column is not None and any(
-            len(row) > column and row[column] == draft.pleo_id for row in rows[1:]
-        ):
-            return False
+    try:
+        text = data.decode(settings.encoding).removeprefix("\ufeff") if data is not None else ""
+    except UnicodeDecodeError as error:
+        raise _invalid(
+            f"{where} is not {settings.encoding} text ({error.reason} at byte {error.start}): "
+            f"save it as {settings.encoding}, or move it away to have pleo-export start a new one"
+        ) from None
+    rows = [
+        row
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter)
+        if any(cell.strip() for cell in row)
+    ]
+    header = [cell.strip().lower() for cell in rows[0]] if rows else list(REQUEST_COLUMNS)
+    if "pleo_id" not in header:
+        raise _invalid(
+            f"{where} has no pleo_id column in its header row ({', '.join(header) or 'empty'}), "
+            "so pleo-export cannot tell which vendors it requested: add the column, or move "
+            "the file away to have pleo-export start a new one"
+        )
+    column = header.index("pleo_id")
+    if any(len(row) > column and row[column].strip() == draft.pleo_id for row in rows[1:]):
+        return False
+    values = {
+        "requested_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "pleo_id": draft.pleo_id,
+        "name": draft.name,
+        "tax_number": draft.tax_registration_number or "",
+        "registration_number": draft.registration_number or "",
+        "currency": draft.currency,
+        "country": draft.country or "",
+    }
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=settings.delimiter, lineterminator=settings.newline)
     if not rows:
         writer.writerow(REQUEST_COLUMNS)
-    writer.writerow(
-        [
-            datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            draft.pleo_id,
-            draft.name,
-            draft.tax_registration_number or "",
-            draft.registration_number or "",
-            draft.currency,
-            draft.country or "",
-        ]
-    )
+    writer.writerow([values.get(column_name, "") for column_name in header])
     prefix = text if not text or text.endswith(("\n", "\r")) else text + settings.newline
     content = (prefix + out.getvalue()).encode(settings.encoding, errors="replace")
     temporary = temp_name(name)
