@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import httpx
 
     from pleo_export.app import Session
-    from pleo_export.sync.drafts import DraftVendors
+    from pleo_export.sync.drafts import VendorFlow
 
 
 @main.command()
@@ -248,29 +248,47 @@ async def _run_async(
             await wakeups.wait(settings.engine.poll_interval)
 
 
-def draft_vendors(session: Session) -> DraftVendors | None:
+def draft_vendors(session: Session) -> VendorFlow | None:
     """The vendor flow of ``run --watch``: vendors created in Pleo as drafts (announced by
-    ``v1.vendor.created``, or found by polling when the connector can create vendors)."""
+    ``v1.vendor.created``, or found by polling when the connector can create vendors), for
+    every company the session serves, each with the connector of its own engine.
+
+    ``None`` when no company is known (the credential's companies are discovered from the job
+    list): the flow needs the company to list its drafts."""
     from pleo_export.pleo.masterdata import PleoMasterData
-    from pleo_export.sync.drafts import DraftVendors
+    from pleo_export.sync.drafts import DraftVendors, VendorFlow
 
-    if session.company_id is None:
+    companies = session.worker.companies or (
+        [session.company_id] if session.company_id is not None else []
+    )
+    if not companies:
         return None
-    return DraftVendors(session.connector, PleoMasterData(session.client, session.company_id))
+    return VendorFlow(
+        {
+            company: DraftVendors(
+                session.worker.engine_for(company).connector,
+                PleoMasterData(session.client, company),
+            )
+            for company in companies
+        }
+    )
 
 
-async def handle_drafts(drafts: DraftVendors, announced: list[str], *, quiet: bool) -> None:
-    """One round of the vendor flow: the vendors webhooks announced, and (when the connector
-    can create vendors) one search for drafts, the safety net for lost deliveries."""
+async def handle_drafts(drafts: VendorFlow, announced: list[str], *, quiet: bool) -> None:
+    """One round of the vendor flow: the vendors webhooks announced, and (for each company
+    whose connector can create vendors) one search for drafts, the safety net for lost
+    deliveries."""
     outcomes = await drafts.handle_ids(announced) if announced else []
-    if drafts.can_create:
-        handled = {o.vendor_id for o in outcomes}
-        outcomes += [o for o in await drafts.poll() if o.vendor_id not in handled]
+    outcomes += await drafts.poll(skip=[o.vendor_id for o in outcomes])
     if not quiet:
+        several = len(drafts.companies) > 1
         for outcome in outcomes:
             if outcome.repeated:
                 continue
-            click.echo(f"vendor {outcome.name!r}: {outcome.status.value}: {outcome.message}")
+            company = f"company {outcome.company_id}: " if several else ""
+            click.echo(
+                f"{company}vendor {outcome.name!r}: {outcome.status.value}: {outcome.message}"
+            )
 
 
 async def _start_plugin_services(

@@ -7,6 +7,11 @@ and external id the accounting system gave it (``POST /v1/vendors/{id}:activate`
 connector cannot create vendors, or refuses this one (:class:`~pleo_export.ItemRejected`), the
 draft stays a draft and the outcome says why.
 
+A worker serving several companies runs one :class:`DraftVendors` per company (its own
+connector and ``company_id``), gathered in a :class:`VendorFlow`: a vendor a webhook announces
+is read once from Pleo (``GET /v1/vendors/{id}`` answers the vendor of any company the
+credential serves, with its ``companyId``) and handled by its company's flow only.
+
 Safe to repeat: only vendors Pleo still holds as drafts are handled (a redelivered webhook
 finds the vendor active and does nothing), and a connector answers the vendor it created
 earlier instead of creating a second one (the ``create_vendor`` contract), so a run
@@ -16,7 +21,7 @@ interrupted between the two writes activates it the next time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -34,7 +39,7 @@ from pleo_export.pleo.models import ExportJobItemFailureReasonType
 if TYPE_CHECKING:
     from pleo_export.pleo.masterdata import PleoMasterData
 
-__all__ = ["DraftOutcome", "DraftStatus", "DraftVendors", "vendor_draft"]
+__all__ = ["DraftOutcome", "DraftStatus", "DraftVendors", "VendorFlow", "vendor_draft"]
 
 log = logging.getLogger("pleo_export.sync.drafts")
 
@@ -60,6 +65,8 @@ class DraftOutcome:
     external_id: str | None = None
     repeated: bool = False
     """Reported before with the same message (a poll finding the same draft again)."""
+    company_id: str | None = None
+    """The Pleo company the vendor belongs to (not part of :meth:`to_json`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,19 +132,21 @@ class DraftVendors:
 
     async def handle_ids(self, vendor_ids: Iterable[str]) -> list[DraftOutcome]:
         """Handle the vendors a webhook announced: each is read from Pleo (the delivery's
-        payload is not trusted) and handled while it is still a draft."""
-        vendors: list[PleoVendor] = []
-        for vendor_id in dict.fromkeys(vendor_ids):
-            try:
-                vendors.append(await self.pleo.get_vendor(vendor_id))
-            except NotFound:
-                log.warning(
-                    "a vendor announced by webhook is unknown to Pleo",
-                    extra={"event": "vendor.unknown", "vendor_id": vendor_id[:200]},
-                )
-        return await self._handle(vendors)
+        payload is not trusted) and handled while it is still a draft of this company."""
+        return await self.handle(await read_vendors(self.pleo, vendor_ids))
 
-    async def _handle(self, vendors: Iterable[PleoVendor]) -> list[DraftOutcome]:
+    async def handle(self, vendors: Iterable[PleoVendor]) -> list[DraftOutcome]:
+        """Handle ``vendors`` as read from Pleo: the drafts of this company; a vendor of
+        another company is left to that company's flow (and logged)."""
+        own: list[PleoVendor] = []
+        for vendor in vendors:
+            if vendor.company_id == self.pleo.company_id:
+                own.append(vendor)
+            else:
+                _not_served(vendor)
+        return await self._handle(own)
+
+    async def _handle(self, vendors: list[PleoVendor]) -> list[DraftOutcome]:
         outcomes: list[DraftOutcome] = []
         async with self._lock:
             for vendor in vendors:
@@ -217,6 +226,7 @@ class DraftVendors:
             message,
             code=created.code,
             external_id=created.external_id,
+            company_id=self.pleo.company_id,
         )
 
     def _report(self, vendor: PleoVendor, status: DraftStatus, message: str) -> DraftOutcome:
@@ -231,4 +241,92 @@ class DraftVendors:
                     "reason": message[:500],
                 },
             )
-        return DraftOutcome(vendor.id, vendor.name, status, message, repeated=repeated)
+        return DraftOutcome(
+            vendor.id,
+            vendor.name,
+            status,
+            message,
+            repeated=repeated,
+            company_id=self.pleo.company_id,
+        )
+
+
+async def read_vendors(pleo: PleoMasterData, vendor_ids: Iterable[str]) -> list[PleoVendor]:
+    """The vendors ``vendor_ids`` name, each read once from Pleo (``GET /v1/vendors/{id}``).
+
+    A vendor Pleo does not know, or refuses to show this credential, is logged and left out;
+    an outage or a refused credential (401) is raised (the watch loop backs off or stops).
+    """
+    vendors: list[PleoVendor] = []
+    for vendor_id in dict.fromkeys(vendor_ids):
+        try:
+            vendors.append(await pleo.get_vendor(vendor_id))
+        except NotFound:
+            log.warning(
+                "a vendor announced by webhook is unknown to Pleo",
+                extra={"event": "vendor.unknown", "vendor_id": vendor_id[:200]},
+            )
+        except PleoHttpError as error:
+            if pleo_outage(error) is not None or error.status_code == 401:
+                raise
+            log.warning(
+                "a vendor announced by webhook cannot be read from Pleo; polling handles it "
+                "if its company's drafts can be listed",
+                extra={
+                    "event": "vendor.unreadable",
+                    "vendor_id": vendor_id[:200],
+                    "reason": str(error)[:300],
+                },
+            )
+    return vendors
+
+
+def _not_served(vendor: PleoVendor) -> None:
+    log.warning(
+        "a vendor announced by webhook belongs to a company this worker does not serve; left alone",
+        extra={
+            "event": "vendor.other_company",
+            "vendor_id": vendor.id,
+            "company_id": vendor.company_id,
+        },
+    )
+
+
+class VendorFlow:
+    """The vendor flow of every company a worker serves: one :class:`DraftVendors` per
+    company, each with the connector of that company's engine and its own
+    :class:`~pleo_export.pleo.masterdata.PleoMasterData`.
+
+    A company whose credential is refused the Vendors API stops polling for that company only
+    (its :attr:`DraftVendors.disabled`); the others go on.
+    """
+
+    def __init__(self, companies: Mapping[str, DraftVendors]) -> None:
+        if not companies:
+            raise ValueError("a vendor flow needs at least one company")
+        self.companies = dict(companies)
+
+    async def handle_ids(self, vendor_ids: Iterable[str]) -> list[DraftOutcome]:
+        """Handle the vendors a webhook announced, each by the flow of the company Pleo says
+        it belongs to (its ``companyId``, read from Pleo; the delivery is not trusted)."""
+        reader = next(iter(self.companies.values())).pleo
+        by_company: dict[str, list[PleoVendor]] = {}
+        for vendor in await read_vendors(reader, vendor_ids):
+            if vendor.company_id in self.companies:
+                by_company.setdefault(vendor.company_id, []).append(vendor)
+            else:
+                _not_served(vendor)
+        outcomes: list[DraftOutcome] = []
+        for company_id, vendors in by_company.items():
+            outcomes += await self.companies[company_id].handle(vendors)
+        return outcomes
+
+    async def poll(self, skip: Iterable[str] = ()) -> list[DraftOutcome]:
+        """One search for drafts in every company whose connector can create vendors;
+        ``skip`` names vendors handled already this round."""
+        handled = set(skip)
+        outcomes: list[DraftOutcome] = []
+        for drafts in self.companies.values():
+            if drafts.can_create:
+                outcomes += [o for o in await drafts.poll() if o.vendor_id not in handled]
+        return outcomes
