@@ -68,22 +68,30 @@ async def export(
     directory: Path,
     *,
     items: int = 24,
-    table: str = "",
+    table: str | None = 'directory = "reports"\n',
     mutate: Mutate | None = None,
     unknown_account_rate: float = 0.1,
     extra: Sequence[object] = (),
+    dry_run: bool = False,
+    fresh: bool = True,
 ) -> Exported:
     """One sandbox job of ``items`` items exported into a beancount ledger in ``directory``,
-    with the report plugin loaded from its entry point and ``table`` as [plugins.report]."""
-    config, _ = prepare_demo(directory, fresh=True)
-    text = config.read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^jobs = \d+$", "jobs = 1", text)
-    text = re.sub(r"(?m)^items_per_job = \d+$", f"items_per_job = {items}", text)
-    text = re.sub(
-        r"(?m)^unknown_account_rate = .*$", f"unknown_account_rate = {unknown_account_rate}", text
-    )
-    text += "\n[plugins.report]\n" + (table or 'directory = "reports"\n')
-    config.write_text(text, encoding="utf-8")
+    with the report plugin loaded from its entry point and ``table`` as [plugins.report] (None:
+    no table). ``fresh=False`` runs again in the folder a first call made, with its settings
+    (the sandbox makes the same job again)."""
+    config, _ = prepare_demo(directory, fresh=fresh)
+    if fresh:
+        text = config.read_text(encoding="utf-8")
+        text = re.sub(r"(?m)^jobs = \d+$", "jobs = 1", text)
+        text = re.sub(r"(?m)^items_per_job = \d+$", f"items_per_job = {items}", text)
+        text = re.sub(
+            r"(?m)^unknown_account_rate = .*$",
+            f"unknown_account_rate = {unknown_account_rate}",
+            text,
+        )
+        if table is not None:
+            text += "\n[plugins.report]\n" + table
+        config.write_text(text, encoding="utf-8")
     settings = load_settings(config)
     others = {ep.name for ep in importlib.metadata.entry_points(group="pleo_export.plugins")}
     host = PluginHost(strict=True, disabled=sorted(others - {"report"}))
@@ -92,7 +100,7 @@ async def export(
     for n, other in enumerate(extra):
         assert host.register(other, Origin(f"extra{n}", "tests", "tests", "0"))
     hostile: dict[str, str] = {}
-    async with open_session(settings, host=host) as session:
+    async with open_session(settings, host=host, dry_run=dry_run) as session:
         if mutate is not None:
             hostile = mutate(session.sandbox)
         report = await session.worker.run_pending()

@@ -267,6 +267,6 @@ async def test_the_plugin_passes_the_plugin_conformance_check(tmp_path: Path) ->
         "pleo_export_job_finished",
         "pleo_export_job_reconciled",
     }
-    assert set(checked.settings_fields) == {"directory", "formats"}
+    assert set(checked.settings_fields) == {"directory", "formats", "keep"}
     assert checked.failed_as_is == {}
     assert sorted(reports.glob("job-*.html")) and sorted(reports.glob("job-*.csv"))

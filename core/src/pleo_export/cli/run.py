@@ -82,7 +82,7 @@ def run(
 
     \b
     Examples:
-      pleo-export run --dry-run          preview, nothing is written anywhere
+      pleo-export run --dry-run          preview: nothing is booked, Pleo is not changed
       pleo-export run --json > run.json  machine-readable report
       pleo-export run --watch            run as a service
     """

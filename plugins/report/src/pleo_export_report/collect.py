@@ -64,6 +64,11 @@ class JobData:
     report: JobReport | None = None
     reconciliation: Reconciliation | None = None
 
+    @property
+    def dry_run(self) -> bool:
+        """Whether the job ran as a dry run: nothing was written to the accounting system."""
+        return self.report is not None and self.report.dry_run
+
     @classmethod
     def for_job(cls, job: ExportJob, *, resumed: bool = False) -> JobData:
         return cls(job_id=job.id, company_id=job.company_id, resumed=resumed)

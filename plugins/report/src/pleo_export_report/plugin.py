@@ -44,14 +44,25 @@ class ReportSettings(PluginSettings):
     file's folder."""
     formats: tuple[Format, ...] = Field(default=("html", "csv"), min_length=1)
     """Which reports to write: ``html``, ``csv`` or both."""
+    keep: int | None = Field(default=None, ge=1)
+    """Keep the reports of only this many jobs in :attr:`directory`, the latest written;
+    older report files are deleted after each write. Unset: every report is kept."""
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
+DRY_RUN_PREFIX = "dry-run-"
+"""What a dry run's report file names start with, so they never replace a real run's."""
 
-def file_stem(job_id: str) -> str:
-    """``job-<job id>``, with anything but letters, digits, ``_``, ``.`` and ``-`` replaced."""
-    return "job-" + (_UNSAFE.sub("_", job_id).lstrip(".") or "unnamed")
+REPORT_FILE = re.compile(r"^(?:dry-run-)?job-[A-Za-z0-9_.-]+\.(?:html|csv)$")
+"""The names of the files the plugin writes (and with ``keep``, deletes)."""
+
+
+def file_stem(job_id: str, *, dry_run: bool = False) -> str:
+    """``job-<job id>`` (``dry-run-job-<job id>`` for a dry run), with anything but letters,
+    digits, ``_``, ``.`` and ``-`` replaced."""
+    stem = "job-" + (_UNSAFE.sub("_", job_id).lstrip(".") or "unnamed")
+    return DRY_RUN_PREFIX + stem if dry_run else stem
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -68,7 +79,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 class ReportPlugin:
-    """Writes ``job-<id>.html`` and ``job-<id>.csv`` after every job (see the README)."""
+    """Writes ``job-<id>.html`` and ``job-<id>.csv`` after every job, ``dry-run-job-<id>.*``
+    after a dry run (see the README)."""
 
     settings_model: ClassVar[type[ReportSettings]] = ReportSettings
 
@@ -130,7 +142,7 @@ class ReportPlugin:
     def write(self, data: JobData) -> list[Path]:
         """Write the configured reports of ``data``; a failure is logged, never raised (a
         report must not stop an export)."""
-        stem = file_stem(data.job_id)
+        stem = file_stem(data.job_id, dry_run=data.dry_run)
         directory = self.settings.directory
         formats = self.settings.formats
         csv_name = f"{stem}.csv" if "csv" in formats else None
@@ -161,7 +173,63 @@ class ReportPlugin:
             extra={
                 "event": "report.written",
                 "job_id": data.job_id,
+                "dry_run": data.dry_run,
                 "files": [str(p) for p in written],
             },
         )
+        if self.settings.keep is not None:
+            self.prune(keep=self.settings.keep, current=stem)
         return written
+
+    def prune(self, *, keep: int, current: str) -> list[Path]:
+        """Delete the report files of all but the latest ``keep`` jobs in the directory, of
+        the same kind as ``current`` (the stem just written, always kept): a real run prunes
+        real runs' reports, a dry run only dry runs'. Only files named as this plugin names
+        them are touched; a failure is logged. Returns the files deleted."""
+        directory = self.settings.directory
+        dry_run = current.startswith(DRY_RUN_PREFIX)
+        stems: dict[str, list[Path]] = {}
+        try:
+            for path in directory.iterdir():
+                if not REPORT_FILE.match(path.name) or not path.is_file():
+                    continue
+                if path.name.startswith(DRY_RUN_PREFIX) != dry_run:
+                    continue
+                stems.setdefault(path.name.rsplit(".", 1)[0], []).append(path)
+            latest = {
+                stem: max(p.stat().st_mtime_ns for p in paths) for stem, paths in stems.items()
+            }
+        except OSError as error:
+            log.error(
+                "could not list old job reports in %s: %s; check [plugins.report] directory",
+                directory,
+                error,
+                extra={"event": "report.prune_failed"},
+            )
+            return []
+        order = sorted(latest, key=lambda stem: (stem != current, -latest[stem], stem))
+        deleted: list[Path] = []
+        for stem in order[keep:]:
+            for path in sorted(stems[stem]):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    log.error(
+                        "could not delete the old job report %s: %s",
+                        path,
+                        error,
+                        extra={"event": "report.prune_failed"},
+                    )
+                    continue
+                deleted.append(path)
+        if deleted:
+            gone = set(deleted)
+            self.written = [path for path in self.written if path not in gone]
+            log.info(
+                "old job reports deleted (keep = %d)",
+                keep,
+                extra={"event": "report.pruned", "files": [str(p) for p in deleted]},
+            )
+        return deleted

@@ -50,6 +50,8 @@ tr.diff td { background: #fff6e0; }
 .ok { color: #1b5e2b; font-weight: 600; }
 .bad { color: #8a1f1f; font-weight: 600; }
 .note { color: #5a6272; }
+.dry-run { background: #fff3c4; color: #6b4e00; border: 2px solid #e0b400; padding: 8px 12px;
+  font-weight: 600; margin: 8px 0 16px; }
 @media print { body { margin: 0; } tr { break-inside: avoid; } }
 """
 
@@ -274,6 +276,14 @@ def render_html(data: JobData, *, csv_name: str | None = None) -> str:
     """The whole page for ``data``."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     title = f"Pleo export report: job {data.job_id}"
+    banner = ""
+    if data.dry_run:
+        title = f"DRY RUN: {title}"
+        banner = (
+            '<p class="dry-run" id="dry-run">DRY RUN: a preview. Nothing was written to the '
+            "accounting system and nothing was sent to Pleo; the real run writes its own "
+            "report.</p>\n"
+        )
     csv_note = (
         f' The same items as a spreadsheet: <a href="{esc(csv_name)}">{esc(csv_name)}</a>.'
         if csv_name
@@ -286,7 +296,7 @@ def render_html(data: JobData, *, csv_name: str | None = None) -> str:
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src 'none'; script-src 'none'\">"
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>\n"
-        f"<h1>{esc(title)}</h1>"
+        f"<h1>{esc(title)}</h1>{banner}"
         f'<p class="meta">Written by pleo-export-report on {esc(generated)}.{csv_note}</p>\n'
         f'<h2 id="summary">Summary</h2>{_summary(data)}\n'
         f"{_items(data)}\n{_reconciliation(data)}\n</body></html>\n"

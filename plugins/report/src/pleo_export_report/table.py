@@ -1,5 +1,8 @@
 """The CSV report: the same items as the HTML page, one row each.
 
+The first column, ``run``, says ``export`` for a real run and ``dry run`` for a dry run, so a
+row copied out of a dry run's file is never taken for an exported item.
+
 Spreadsheet programs run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, so
 a text cell starting with one of those (a hostile vendor name) gets a leading ``'``; amounts
 are plain numbers with a ``.`` decimal point.
@@ -14,6 +17,7 @@ from pleo_export import format_minor
 from pleo_export_report.collect import JobData
 
 COLUMNS = (
+    "run",
     "job_id",
     "reference",
     "outcome",
@@ -29,6 +33,11 @@ COLUMNS = (
     "message",
 )
 
+DRY_RUN = "dry run"
+"""The ``run`` column of a dry run's rows: nothing was written, nothing sent to Pleo."""
+EXPORT = "export"
+"""The ``run`` column of a real run's rows."""
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -41,6 +50,7 @@ def render_csv(data: JobData) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
+    run = DRY_RUN if data.dry_run else EXPORT
     for row in data.ordered_rows():
         amount = ""
         if row.amount is not None and row.currency:
@@ -50,6 +60,7 @@ def render_csv(data: JobData) -> str:
                 amount = str(row.amount)
         writer.writerow(
             [
+                run,
                 cell(data.job_id),
                 cell(row.reference),
                 row.outcome.value,
