@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -10,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from pleo_export import ExportJobItemFailureReasonType, ItemOutcome, RoundResult
 from pleo_export.service import LeaseState, PleoCalls
 from pleo_export_metrics import MetricsPlugin, MetricsSettings, Readiness
+from pleo_export_metrics.endpoints import is_loopback, warn_if_exposed
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
@@ -156,3 +159,53 @@ async def test_the_plugin_passes_the_plugin_conformance_check(tmp_path: Path) ->
 
     report = await check_plugin("metrics", settings={"listen": "127.0.0.1:0"}, work_dir=tmp_path)
     assert "pleo_export_service_started" in report.hooks
+
+
+def test_nothing_is_served_unless_listen_names_an_address() -> None:
+    plugin = MetricsPlugin()
+    assert plugin.settings.listen is None
+    assert plugin.pleo_export_service_started(FakeService()) is None
+    assert plugin.url is None
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),  # noqa: S104 - only compared, never bound
+        ("::", False),
+        ("10.0.0.5", False),
+        ("metrics-host", False),
+    ],
+)
+def test_only_loopback_listens_without_a_warning(
+    host: str, loopback: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="pleo_export.plugins.metrics"):
+        exposed = warn_if_exposed(host, f"http://{host}:9464")
+    assert is_loopback(host) is loopback and exposed is not loopback
+    warnings = [r for r in caplog.records if r.__dict__.get("event") == "metrics.exposed"]
+    assert len(warnings) == (0 if loopback else 1)
+    if warnings:
+        assert "no authentication" in warnings[0].getMessage()
+        assert "Protecting the endpoints" in warnings[0].getMessage()
+
+
+@pytest.mark.anyio
+async def test_a_loopback_listen_is_served_on_loopback_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plugin = MetricsPlugin()
+    plugin.configure(MetricsSettings(listen="127.0.0.1:0"))
+    served = plugin.pleo_export_service_started(FakeService())
+    assert served is not None
+    with caplog.at_level(logging.INFO, logger="pleo_export.plugins.metrics"):
+        async with served as url:
+            assert str(url).startswith("http://127.0.0.1:")
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{plugin.url}/healthz")).json() == {"status": "ok"}
+    events = [r.__dict__.get("event") for r in caplog.records]
+    assert "metrics.listening" in events and "metrics.exposed" not in events

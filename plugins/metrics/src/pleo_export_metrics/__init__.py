@@ -35,7 +35,8 @@ class MetricsSettings(PluginSettings):
 
     listen: str | None = None
     """``host:port`` of ``/metrics``, ``/healthz`` and ``/readyz`` (port 0: any free port),
-    e.g. ``127.0.0.1:9464``. Unset: nothing is served."""
+    e.g. ``127.0.0.1:9464``. Unset (the default): nothing is served. The endpoints have no
+    authentication: an address beyond loopback is logged as ``metrics.exposed``."""
     ready_max_age: float | None = Field(default=None, gt=0)
     """``/readyz`` fails when no round has succeeded for this many seconds and none is
     running. Unset: three poll intervals, and at least 60 s."""

@@ -53,6 +53,32 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (of ``listen``) is reachable from this machine only: ``localhost`` or a
+    loopback address. Any other name or address may be reachable from other hosts."""
+    if host.lower() in {"localhost", "localhost.", "ip6-localhost"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(host: str, url: str) -> bool:
+    """Log ``metrics.exposed`` (a warning) when the endpoints listen beyond loopback; return
+    whether they do."""
+    if is_loopback(host):
+        return False
+    log.warning(
+        "metrics endpoints at %s have no authentication and may be reachable from other "
+        "hosts: allow only your Prometheus (firewall, network policy or an authenticating "
+        "reverse proxy), see docs/metrics.md 'Protecting the endpoints'",
+        url,
+        extra={"event": "metrics.exposed", "url": url},
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class Verdict:
     ready: bool
@@ -166,6 +192,7 @@ async def serving(app: Starlette, listen: str) -> AsyncIterator[str]:
                     "serving metrics",
                     extra={"event": "metrics.listening", "url": f"{url}/metrics"},
                 )
+                warn_if_exposed(host, url)
                 try:
                     yield url
                 finally:
