@@ -15,10 +15,15 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from pleo_export import ExportJobItemFailureReasonType, ItemOutcome, RoundResult
-from pleo_export.service import LeaseState, PleoCalls
-from pleo_export_metrics import MetricsPlugin, MetricsSettings, Readiness
-from pleo_export_metrics.endpoints import is_loopback, warn_if_exposed
+from pleo_export import (
+    ExportJobItemFailureReasonType,
+    ItemOutcome,
+    LeaseState,
+    PleoCalls,
+    RoundResult,
+)
+from pleo_export_metrics import MetricsPlugin, MetricsSettings
+from pleo_export_metrics.endpoints import Readiness, is_loopback, warn_if_exposed
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 

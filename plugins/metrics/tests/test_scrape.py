@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 
-from pleo_export.pleo.models import ExportJobItemStatus, ExportJobStatus
+from pleo_export import ExportJobItemStatus, ExportJobStatus
 from pleo_export_sandbox import Sandbox
 from pleo_export_sandbox.faults import FaultRule
 from pleo_export_sandbox.server import running_server

@@ -15,8 +15,8 @@ from pydantic import SecretStr, ValidationError
 
 from pleo_export import JobReport
 from pleo_export.testing import check_plugin
-from pleo_export_notify import DeliveryError, NotifyPlugin, NotifySettings
-from pleo_export_notify.delivery import send_email
+from pleo_export_notify import NotifyPlugin, NotifySettings
+from pleo_export_notify.delivery import DeliveryError, send_email
 from pleo_export_notify.message import summarise, text
 from pleo_export_notify.settings import EmailSettings
 from pleo_export_sandbox import Sandbox

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from pleo_export import RunReport
 from pleo_export.app import open_session
 from pleo_export.config import load_settings
 from pleo_export.demo import prepare_demo
-from pleo_export.engine.report import RunReport
 from pleo_export.host import Origin, PluginHost
 from pleo_export_report import ReportPlugin
 

@@ -27,7 +27,7 @@ from pleo_export import (
 from pleo_export_metrics.collector import ServiceCollector
 from pleo_export_metrics.endpoints import Readiness, endpoints_app, parse_listen, serving
 
-__all__ = ["MetricsPlugin", "MetricsSettings", "Readiness"]
+__all__ = ["MetricsPlugin", "MetricsSettings"]
 
 
 class MetricsSettings(PluginSettings):

@@ -87,11 +87,4 @@ class NotifyPlugin:
         return sent
 
 
-__all__ = [
-    "DeliveryError",
-    "EmailSettings",
-    "NotifyPlugin",
-    "NotifySettings",
-    "Summary",
-    "WebhookSettings",
-]
+__all__ = ["EmailSettings", "NotifyPlugin", "NotifySettings", "WebhookSettings"]

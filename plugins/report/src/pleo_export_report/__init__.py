@@ -5,7 +5,7 @@ Registered under the entry-point group ``pleo_export.plugins`` as ``report``; se
 ``[plugins.report]`` (:class:`ReportSettings`).
 """
 
-from pleo_export_report.collect import ItemRow, JobData, Outcome
+from pleo_export_report.collect import ItemRow, JobData, Line, Outcome
 from pleo_export_report.plugin import ReportPlugin, ReportSettings, file_stem
 from pleo_export_report.reconcile import Reconciliation, reconcile
 from pleo_export_report.render import render_html
@@ -14,6 +14,7 @@ from pleo_export_report.table import render_csv
 __all__ = [
     "ItemRow",
     "JobData",
+    "Line",
     "Outcome",
     "Reconciliation",
     "ReportPlugin",
