@@ -4,10 +4,11 @@ drawn from Pleo's master data is delivered to the server with no master-data fai
 second sync writes nothing; a vendor created in Pleo becomes a request line on the server, stays
 a draft until the receiving system lists it, and is then activated with its code.
 
-The SFTP connector checks items at ``prepare`` against its settings, not against the CSV files:
-vendors against ``vendor_accounts`` (``unknown_vendor = "fail"``), tax codes against
-``tax_codes``, tags not at all. So these settings name exactly what the CSV files list (as
-``scaffold`` sets them up), and the delivered rows are checked against the files as well.
+The SFTP connector checks vendors at ``prepare`` against ``vendors_file`` and ``vendor_accounts``
+(``unknown_vendor = "fail"``), so the job is delivered with or without ``vendor_accounts``; tax
+codes against the ``tax_codes`` setting, tags not at all. So ``tax_codes`` names exactly what the
+CSV file lists (as ``scaffold`` sets it up), and the delivered rows are checked against the files
+as well.
 """
 
 from __future__ import annotations
@@ -123,16 +124,20 @@ async def wait_requested(remote: Path) -> list[dict[str, str]]:
     return found
 
 
+@pytest.mark.parametrize("vendor_accounts", [True, False], ids=["vendor_accounts", "file_only"])
 async def test_after_sync_from_the_server_files_a_vendor_job_is_delivered_without_failures(
-    sshd: SshServer, tmp_path: Path
+    sshd: SshServer, tmp_path: Path, vendor_accounts: bool
 ) -> None:
+    # With vendor_accounts naming every vendor, and without: vendors_file alone makes them known.
     remote = remote_dir(tmp_path)
     vendor_codes = {row[0] for row in VENDORS[1:]}
     tax_codes = {row[0] for row in TAX_CODES[1:]}
     open_tags = {(row[0], row[1]) for row in DIMENSIONS[1:] if row[1] and not row[3]}
     values = {
         **server_values(sshd, remote),
-        "vendor_accounts": {code: f"2100:{code}" for code in vendor_codes},
+        "vendor_accounts": (
+            {code: f"2100:{code}" for code in vendor_codes} if vendor_accounts else {}
+        ),
         "unknown_vendor": "fail",
         "tax_codes": sorted(tax_codes),
     }
@@ -206,7 +211,10 @@ async def test_after_sync_from_the_server_files_a_vendor_job_is_delivered_withou
     assert delivered_taxes and delivered_taxes <= tax_codes
     assert delivered_tags and delivered_tags <= open_tags
     payables = {row["account"] for row in rows if row["role"] == "accounts_payable"}
-    assert payables and payables <= {f"2100:{code}" for code in vendor_codes}
+    if vendor_accounts:
+        assert payables and payables <= {f"2100:{code}" for code in vendor_codes}
+    else:  # accounts_payable_account, the vendor told apart by vendor_code
+        assert payables == {"2100"}
 
     # A second sync plans nothing and sends no write request.
     assert second.writes == 0

@@ -1,10 +1,12 @@
 """Accounts and tax codes: each posting of an item resolved to the account and tax code of
-the receiving system, from the settings (account and vendor maps, role accounts)."""
+the receiving system, from the settings (account and vendor maps, role accounts) and the
+vendors of ``vendors_file``."""
 
 from __future__ import annotations
 
 from pleo_export import ExportJobItemFailureReasonType as Reason
-from pleo_export import ItemRejected, Posting, Role, format_minor, tax_numbers_match
+from pleo_export import ItemRejected, Posting, Role, VendorRef, format_minor, tax_numbers_match
+from pleo_export_sftp.masterdata import ListedVendors
 from pleo_export_sftp.settings import SftpSettings
 
 _VENDOR_UNKNOWN_MESSAGE = (
@@ -12,6 +14,101 @@ _VENDOR_UNKNOWN_MESSAGE = (
     "Please verify the vendor's status in the accounting system and try again."
 )
 """Pleo's prescribed ``failureReason`` for ``vendor_unknown``."""
+
+
+def payable_account(
+    settings: SftpSettings, posting: Posting, listed: ListedVendors | None
+) -> tuple[str, str | None]:
+    """The payable account of an accounts-payable posting, and the vendor's code in
+    ``vendors_file`` when that file lists the vendor (else ``None``).
+
+    A vendor the file lists as archived fails with ``vendor_unknown`` (whatever
+    ``unknown_vendor`` says: the receiving system blocks it). Otherwise the vendor's
+    ``vendor_accounts`` entry wins (by Pleo's identifiers, then by the file's code, external
+    id and tax number of the vendor); a vendor only the file lists is booked to
+    ``accounts_payable_account``; a vendor in neither fails with ``vendor_unknown`` or goes to
+    ``accounts_payable_account`` (``unknown_vendor``).
+    """
+    s = settings
+    vendor = posting.account.vendor
+    if vendor is None:
+        return s.accounts_payable_account, None
+    found = listed.find(vendor) if listed is not None else None
+    code: str | None = None
+    if found is not None:
+        assert listed is not None
+        key, value, vendors = found
+        active = [v for v in vendors if not v.archived]
+        what = f"vendor {vendor.name!r}: {key.replace('_', ' ')} {value!r}"
+        if not active:
+            archived = vendors[0]
+            raise ItemRejected(
+                Reason.VENDOR_UNKNOWN,
+                f"{_VENDOR_UNKNOWN_MESSAGE} ({what} is vendor {archived.code} "
+                f"({archived.name}) in {listed.where} (setting vendors_file), which lists it "
+                "as archived in the receiving system: reactivate it there and export the "
+                "vendor list again, or choose another vendor for the invoice in Pleo)",
+            )
+        if len(active) == 1:
+            code = active[0].code
+    account = _vendor_account(s, vendor)
+    if account is None and found is not None and code is not None:
+        # The same vendor under the identifiers the receiving system lists for it.
+        (same,) = [v for v in found[2] if not v.archived]
+        account = _vendor_account(
+            s,
+            VendorRef(
+                name=same.name,
+                source="vendor",
+                code=same.code,
+                external_id=same.external_id,
+                tax_number=same.tax_registration_number,
+            ),
+        )
+    if account is not None:
+        return account, code
+    if found is not None and code is None:
+        assert listed is not None
+        key, value, vendors = found
+        codes = ", ".join(v.code for v in vendors if not v.archived)
+        raise ItemRejected(
+            Reason.VENDOR_UNKNOWN,
+            f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {vendor.name!r}: {key.replace('_', ' ')} "
+            f"{value!r} matches several active vendors in {listed.where} (setting "
+            f"vendors_file): {codes}; give the vendor its code in Pleo (`pleo-export sync "
+            "vendors`), or add it to vendor_accounts)",
+        )
+    if code is not None or s.unknown_vendor == "fallback":
+        return s.accounts_payable_account, code
+    tried = ", ".join(f"{key} {value!r}" for key, value in vendor.match_keys())
+    tried = tried or "no code, external id or tax number"
+    if listed is None:
+        raise ItemRejected(
+            Reason.VENDOR_UNKNOWN,
+            f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {vendor.name!r}: {tried} is not in "
+            'vendor_accounts; add it there or set unknown_vendor = "fallback")',
+        )
+    raise ItemRejected(
+        Reason.VENDOR_UNKNOWN,
+        f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {vendor.name!r}: {tried} is in neither "
+        f"vendor_accounts nor the vendor list {listed.where} (setting vendors_file): create "
+        "the vendor in the accounting system and export its vendor list again, add it to "
+        'vendor_accounts, or set unknown_vendor = "fallback")',
+    )
+
+
+def _vendor_account(settings: SftpSettings, vendor: VendorRef) -> str | None:
+    """The ``vendor_accounts`` entry of the vendor's code, else external id, else tax number
+    (by :func:`pleo_export.tax_numbers_match`)."""
+    accounts = settings.vendor_accounts
+    for key, value in vendor.match_keys():
+        if value in accounts:
+            return accounts[value]
+        if key == "tax_number":
+            for known, account in accounts.items():
+                if tax_numbers_match(value, known):
+                    return account
+    return None
 
 
 def tax_code_for(settings: SftpSettings, posting: Posting) -> str | None:
@@ -34,9 +131,12 @@ def tax_code_for(settings: SftpSettings, posting: Posting) -> str | None:
     return mapped
 
 
-def account_for(settings: SftpSettings, posting: Posting) -> str:
+def account_for(
+    settings: SftpSettings, posting: Posting, listed: ListedVendors | None = None
+) -> str:
     """The receiving system's account for a posting: the mapped account code, the vendor's
-    payable account, or the account setting of its role."""
+    payable account (see :func:`payable_account`; ``listed`` is ``vendors_file`` as read for
+    the job, ``None`` when it is not set or not there), or the account setting of its role."""
     s = settings
     ref = posting.account
     where = posting.field or "the item"
@@ -59,25 +159,7 @@ def account_for(settings: SftpSettings, posting: Posting) -> str:
             )
         return account
     if ref.role is Role.ACCOUNTS_PAYABLE:
-        if ref.vendor is None:
-            return s.accounts_payable_account
-        tried = []
-        for key, value in ref.vendor.match_keys():
-            tried.append(f"{key} {value!r}")
-            if value in s.vendor_accounts:
-                return s.vendor_accounts[value]
-            if key == "tax_number":
-                for known, account in s.vendor_accounts.items():
-                    if tax_numbers_match(value, known):
-                        return account
-        if s.unknown_vendor == "fallback":
-            return s.accounts_payable_account
-        raise ItemRejected(
-            Reason.VENDOR_UNKNOWN,
-            f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {ref.vendor.name!r}: "
-            f"{', '.join(tried) or 'no code, external id or tax number'} is not in "
-            'vendor_accounts; add it there or set unknown_vendor = "fallback")',
-        )
+        return payable_account(s, posting, listed)[0]
     if ref.code and ref.role in (Role.WALLET, Role.TAX_INPUT, Role.TAX_OUTPUT):
         return s.account_map.get(ref.code, ref.code)
     if ref.role in (Role.EXCHANGE_GAIN, Role.EXCHANGE_LOSS):

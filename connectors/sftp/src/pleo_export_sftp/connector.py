@@ -51,10 +51,11 @@ from pleo_export import ExportJobItemFailureReasonType as Reason
 from pleo_export.attachments import PLEO_MAX_RECEIPT_BYTES
 from pleo_export.attachments import extension_for as _extension_for
 from pleo_export_sftp import masterdata
-from pleo_export_sftp.accounts import account_for, tax_code_for
+from pleo_export_sftp.accounts import account_for, payable_account, tax_code_for
 from pleo_export_sftp.booked import read_booked
 from pleo_export_sftp.layout import item_rows, render_csv, safe_component, unencodable_cells
 from pleo_export_sftp.manifest import EntryLocation, PayableLine
+from pleo_export_sftp.masterdata import ListedVendors
 from pleo_export_sftp.publish import BatchEntry, PlannedAttachment, Publisher, PublishResult
 from pleo_export_sftp.settings import SftpSettings
 from pleo_export_sftp.storage import (
@@ -162,6 +163,10 @@ class SftpConnector(Connector[SftpSettings]):
         self.publisher = Publisher(self.storage, settings, context.logger)
         self._prepared_payables: dict[str, list[PayableLine]] = {}
         """Payable rows of the items prepared in this run, published or not yet."""
+        self._listed: tuple[str, ListedVendors | None] | None = None
+        """``vendors_file`` as read for a job: (job id, its vendors; ``None`` when the file is
+        not set or not there). Read in ``check`` (or by the job's first ``prepare``)."""
+        self._listed_lock = anyio.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -257,6 +262,7 @@ class SftpConnector(Connector[SftpSettings]):
                 await self.publisher.probe()
         except DeliveryError as error:
             raise as_connector_error(error) from error
+        await self._listed_vendors(job.id, refresh=True)
         self.context.logger.debug(
             "delivery directory ready",
             extra={
@@ -272,6 +278,31 @@ class SftpConnector(Connector[SftpSettings]):
             return await self.publisher.verify()
         except DeliveryError as error:
             return [error.message]
+
+    async def _listed_vendors(self, job_id: str, *, refresh: bool = False) -> ListedVendors | None:
+        """``vendors_file`` as read for the job ``job_id``: read once per job (in ``check``,
+        or by the first ``prepare`` of a job that was not checked), never once per item."""
+        async with self._listed_lock:
+            if not refresh and self._listed is not None and self._listed[0] == job_id:
+                return self._listed[1]
+            self._listed = None
+            if self.settings.vendors_file is None:
+                self._listed = (job_id, None)
+                return None
+            try:
+                await self.storage.connect()
+                listed = await masterdata.read_listed_vendors(self.storage, self.settings)
+            except DeliveryError as error:
+                raise as_connector_error(error) from error
+            if listed is None:
+                self.context.logger.warning(
+                    "%s (setting vendors_file) does not exist: vendors are matched against "
+                    "vendor_accounts only",
+                    self.storage.describe(self.settings.vendors_file),
+                    extra={"event": "sftp.vendors_file_missing", "job_id": job_id},
+                )
+            self._listed = (job_id, listed)
+            return listed
 
     def batch_size(self) -> int:
         return self.settings.engine_batch_size
@@ -340,7 +371,8 @@ class SftpConnector(Connector[SftpSettings]):
             return plan
         entry = plan.entries[request.entry_index]
         payable = entry.postings[request.posting_index]
-        account = account_for(self.settings, payable)
+        listed = await self._listed_vendors(plan.job.id)
+        account = account_for(self.settings, payable, listed)
         try:
             published = await self.publisher.payables()
         except DeliveryError as error:
@@ -383,16 +415,22 @@ class SftpConnector(Connector[SftpSettings]):
     async def prepare(self, plan: PostingPlan) -> PreparedEntry:
         """Resolve the accounts and render the item's rows; writes nothing."""
         plan = await self._settle(plan)
+        listed = await self._listed_vendors(plan.job.id)
         entries: list[ResolvedEntry] = []
         names: dict[tuple[int, int], str | None] = {}
         codes: dict[tuple[int, int], str | None] = {}
+        vendor_code: str | None = None
         for e_index, entry in enumerate(plan.entries):
             self._check_period(entry.date)
             postings = []
             for p_index, posting in enumerate(entry.postings):
-                resolved = ResolvedPosting.from_posting(
-                    posting, account_for(self.settings, posting)
-                )
+                if posting.account.role is Role.ACCOUNTS_PAYABLE:
+                    account, listed_code = payable_account(self.settings, posting, listed)
+                    if posting.account.vendor == plan.vendor:
+                        vendor_code = listed_code or vendor_code
+                else:
+                    account = account_for(self.settings, posting, listed)
+                resolved = ResolvedPosting.from_posting(posting, account)
                 tax_code = tax_code_for(self.settings, posting)
                 if tax_code != posting.tax_code:
                     resolved = resolved.model_copy(update={"tax_code": tax_code})
@@ -408,7 +446,15 @@ class SftpConnector(Connector[SftpSettings]):
                 )
             )
         attachments = self._attachments(plan)
-        rows = item_rows(plan, entries, self.settings, [a.name for a in attachments], names, codes)
+        rows = item_rows(
+            plan,
+            entries,
+            self.settings,
+            [a.name for a in attachments],
+            names,
+            codes,
+            vendor_code=vendor_code,
+        )
         if self.settings.unencodable == "fail":
             bad = unencodable_cells(rows, self.settings)
             if bad:

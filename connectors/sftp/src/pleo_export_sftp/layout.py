@@ -209,10 +209,14 @@ def item_rows(
     attachment_names: Sequence[str],
     account_names: Mapping[tuple[int, int], str | None],
     pleo_codes: Mapping[tuple[int, int], str | None],
+    *,
+    vendor_code: str | None = None,
 ) -> list[list[str]]:
     """The cells of every row of one export item, in ``settings.column_list`` order.
 
     ``account_names`` and ``pleo_codes`` are keyed by (entry index, posting index).
+    ``vendor_code`` is the vendor's code in the receiving system when ``vendors_file`` lists
+    the vendor (the ``vendor_code`` column then carries it instead of Pleo's code).
     """
     columns = settings.column_list
     sep = settings.decimal_separator
@@ -241,7 +245,7 @@ def item_rows(
             values["account_name"] = account_names.get((entry_index, posting_index)) or ""
             values["pleo_account_code"] = pleo_codes.get((entry_index, posting_index)) or ""
             values["vendor"] = vendor.name if vendor else ""
-            values["vendor_code"] = (vendor.code or "") if vendor else ""
+            values["vendor_code"] = (vendor_code or vendor.code or "") if vendor else ""
             values["vendor_external_id"] = (vendor.external_id or "") if vendor else ""
             values["vendor_tax_number"] = (vendor.tax_number or "") if vendor else ""
             values["invoice_number"] = (

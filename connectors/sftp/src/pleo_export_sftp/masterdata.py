@@ -19,13 +19,18 @@ The receiving system creates vendors itself, so ``create_vendor`` answers a vend
 ``vendor_requests_file`` (when set; once per Pleo vendor; see :func:`request_vendor`) and
 refuses with ``vendor_unknown``, saying that the vendor is activated in Pleo once it appears in
 ``vendors_file``.
+
+The export reads ``vendors_file`` too, once per job (:func:`read_listed_vendors`): a vendor it
+lists is a vendor the receiving system knows (:class:`ListedVendors`, used by
+:func:`pleo_export_sftp.accounts.payable_account`). There a missing file or an unset setting
+is no error: vendors are then matched against ``vendor_accounts`` only.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -43,6 +48,8 @@ from pleo_export import (
     JobRejected,
     TaxType,
     VendorDraft,
+    VendorRef,
+    tax_number_forms,
     tax_numbers_match,
 )
 from pleo_export import ExportJobFailureReasonType as JobReason
@@ -106,6 +113,19 @@ async def read_table(
             f"{storage.describe(name)} (setting {setting}) does not exist: export it from the "
             f"receiving system to that place, or correct {setting}",
         )
+    return parse_table(storage, settings, setting, name, data, required)
+
+
+def parse_table(
+    storage: Storage,
+    settings: SftpSettings,
+    setting: str,
+    name: str,
+    data: bytes,
+    required: tuple[str, ...],
+) -> list[tuple[int, Row]]:
+    """The rows of ``data``, the content of ``name`` (setting ``setting``); see
+    :func:`read_table`."""
     try:
         text = data.decode(settings.encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
@@ -171,9 +191,15 @@ def _vendor(row: Row, where: str) -> AccountingVendor:
         )
 
 
+VENDOR_REQUIRED = ("code", "name", "currency")
+
+
 async def list_vendors(storage: Storage, settings: SftpSettings) -> list[AccountingVendor]:
-    rows = await read_table(storage, settings, "vendors_file", ("code", "name", "currency"))
-    where = storage.describe(settings.vendors_file)
+    rows = await read_table(storage, settings, "vendors_file", VENDOR_REQUIRED)
+    return _vendors(rows, storage.describe(settings.vendors_file))
+
+
+def _vendors(rows: list[tuple[int, Row]], where: str) -> list[AccountingVendor]:
     vendors: dict[str, AccountingVendor] = {}
     for number, row in rows:
         vendor = _vendor(row, f"{where} line {number}")
@@ -181,6 +207,70 @@ async def list_vendors(storage: Storage, settings: SftpSettings) -> list[Account
             raise _invalid(f"{where} line {number}: vendor code {vendor.code!r} is listed twice")
         vendors[vendor.code] = vendor
     return list(vendors.values())
+
+
+class ListedVendors:
+    """The vendors of ``vendors_file`` as read for one job: the vendors the receiving system
+    knows, which ``prepare`` matches an accounts-payable item's vendor against (see
+    :func:`pleo_export_sftp.accounts.account_for`).
+
+    Indexed once, so matching an item costs a few dictionary look-ups however long the list.
+    """
+
+    def __init__(self, vendors: Sequence[AccountingVendor], where: str) -> None:
+        self.vendors = tuple(vendors)
+        self.where = where
+        """The file, as the storage describes it (for messages)."""
+        self._by_code: dict[str, list[AccountingVendor]] = {}
+        self._by_external_id: dict[str, list[AccountingVendor]] = {}
+        self._by_tax_form: dict[str, list[AccountingVendor]] = {}
+        for vendor in self.vendors:
+            self._by_code.setdefault(vendor.code, []).append(vendor)
+            self._by_external_id.setdefault(vendor.external_id, []).append(vendor)
+            for form in tax_number_forms(vendor.tax_registration_number or ""):
+                self._by_tax_form.setdefault(form, []).append(vendor)
+
+    def matching(self, key: str, value: str) -> list[AccountingVendor]:
+        """The listed vendors whose ``key`` (``code``, ``external_id`` or ``tax_number``, as
+        :meth:`pleo_export.VendorRef.match_keys` names them) is ``value``: codes and external
+        ids exactly, tax numbers by :func:`pleo_export.tax_numbers_match`; in file order."""
+        if key == "code":
+            return list(self._by_code.get(value, ()))
+        if key == "external_id":
+            return list(self._by_external_id.get(value, ()))
+        seen: dict[int, AccountingVendor] = {}
+        for form in tax_number_forms(value):
+            for vendor in self._by_tax_form.get(form, ()):
+                number = vendor.tax_registration_number
+                if number and tax_numbers_match(value, number):
+                    seen.setdefault(id(vendor), vendor)
+        order = {id(vendor): index for index, vendor in enumerate(self.vendors)}
+        return sorted(seen.values(), key=lambda vendor: order[id(vendor)])
+
+    def find(self, vendor: VendorRef) -> tuple[str, str, list[AccountingVendor]] | None:
+        """The first of Pleo's keys for ``vendor`` (code, external id, tax number: Pleo's
+        order) that the file lists, with its value and the vendors it matches (archived ones
+        included); ``None`` when no key matches."""
+        for key, value in vendor.match_keys():
+            found = self.matching(key, value)
+            if found:
+                return key, value, found
+        return None
+
+
+async def read_listed_vendors(storage: Storage, settings: SftpSettings) -> ListedVendors | None:
+    """The vendors of ``vendors_file`` for ``prepare``; ``None`` when the setting is not set
+    or the file does not exist (then vendors are matched against ``vendor_accounts`` only).
+    A file that is there but cannot be read as a vendor list is an error, as for ``sync``."""
+    name = settings.vendors_file
+    if name is None:
+        return None
+    data = await storage.read(name)
+    if data is None:
+        return None
+    rows = parse_table(storage, settings, "vendors_file", name, data, VENDOR_REQUIRED)
+    where = storage.describe(name)
+    return ListedVendors(_vendors(rows, where), where)
 
 
 def _rate(text: str, where: str) -> Decimal:

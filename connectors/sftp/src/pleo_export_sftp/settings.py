@@ -167,7 +167,8 @@ class SftpSettings(RoleAccountSettings):
     vendors_file: str | None = None
     """A CSV file in the delivery directory listing the receiving system's vendors (columns
     ``code``, ``name``, ``currency``, ``external_id``, ``tax_number``, ``registration_number``,
-    ``country``, ``archived``), read by ``pleo-export sync vendors``."""
+    ``country``, ``archived``), read by ``pleo-export sync vendors``, and once per job by the
+    export: a vendor it lists is a known vendor (see ``accounts.payable_account``)."""
     tax_codes_file: str | None = None
     """A CSV file there listing its tax codes (``code``, ``rate``, ``name``, ``type``,
     ``ingoing_tax_account``, ``outgoing_tax_account``, ``archived``)."""
