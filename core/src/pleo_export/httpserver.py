@@ -169,4 +169,10 @@ async def running_app(
                 raise
             raise sole from sole.__cause__
     finally:
+        # Cancelled from outside (the watch stopping), uvicorn's serve task never reaches its
+        # shutdown, which would have taken the listening socket out of the event loop. Closing
+        # a socket the loop still watches leaves a stale selector entry, and the next socket
+        # that gets the same descriptor fails to connect (ENOENT from epoll).
+        if sock.fileno() != -1:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
         sock.close()
