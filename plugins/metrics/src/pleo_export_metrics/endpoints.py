@@ -205,4 +205,9 @@ async def serving(app: Starlette, listen: str) -> AsyncIterator[str]:
                 raise group.exceptions[0] from group.exceptions[0].__cause__
             raise
     finally:
+        # Cancelled from outside, uvicorn never reaches its shutdown: take the socket out of
+        # the event loop before closing it, or the next socket given its descriptor fails to
+        # connect (a stale epoll entry).
+        if sock.fileno() != -1:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
         sock.close()
