@@ -17,16 +17,39 @@ from pleo_export.cli.common import (
 from pleo_export.cli.root import main
 
 if TYPE_CHECKING:
+    import httpx
+
     from pleo_export.app import Session
-    from pleo_export.pleo.models import ExportJob
-    from pleo_export.sync.drift import DriftReport
+    from pleo_export.engine.preview import ItemsPreview
+    from pleo_export.engine.worker import JobCheck
+    from pleo_export.sync.drift import DriftReport, DriftScan
+
+_DEFAULT_MAX_ITEMS = 1_000  # pleo_export.engine.preview.PREVIEW_ITEMS (imported lazily)
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--max-items",
+    type=click.IntRange(min=0),
+    default=_DEFAULT_MAX_ITEMS,
+    show_default=True,
+    help="Items previewed per pending job (0: none); the rest are counted, not checked.",
+)
 @click.pass_obj
-def check(obj: Context, as_json: bool) -> None:
+def check(obj: Context, as_json: bool, max_items: int) -> None:
     """Run pre-export validation only: settings, connector, target and pending jobs.
+
+    \b
+    Also previews the items of each pending job as the export would
+    (parse, plugins' validation and mapping, plan, the connector's
+    prepare) and notes per job how many would post and how many would
+    fail, by reason: "items: 11 of 80 would post; 69 would fail:
+    account_unknown 66, vendor_unknown 3". Item failures are reported
+    to Pleo and fixed there, so this note never changes the verdict or
+    the exit code. `pleo-export run --dry-run --verbose` lists the
+    failing items. The first 1,000 items of a job are previewed
+    (--max-items); the rest are counted.
 
     \b
     Also compares master data (for what the connector can list: vendors,
@@ -38,15 +61,21 @@ def check(obj: Context, as_json: bool) -> None:
     Nothing is started, posted, reported or synchronised. Use it after
     changing the configuration.
     """
-    code = run_command(lambda: _check_async(obj, as_json), as_json=as_json)
+    code = run_command(lambda: _check_async(obj, as_json, max_items), as_json=as_json)
     sys.exit(code)
 
 
-async def _check_async(obj: Context, as_json: bool) -> int:
+async def _check_async(
+    obj: Context,
+    as_json: bool,
+    max_items: int = _DEFAULT_MAX_ITEMS,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
     from pleo_export.app import open_session
 
     settings = obj.settings()
-    async with open_session(settings, dry_run=True) as session:
+    async with open_session(settings, dry_run=True, transport=transport) as session:
         preflight = await session.worker.check()
         results: list[dict[str, Any]] = [
             {
@@ -60,11 +89,16 @@ async def _check_async(obj: Context, as_json: bool) -> int:
             for checked in preflight.jobs
         ]
         unavailable = preflight.unavailable
-        drift = (
-            await _drift(session, [checked.job for checked in preflight.jobs])
-            if unavailable is None
-            else None
-        )
+        drift: DriftReport | None = None
+        if unavailable is None:
+            # One pass over each job's export items: each is read once and prepared at most
+            # once, for the item preview and for the master-data drift alike.
+            scan = await _drift(session)
+            for checked, result in zip(preflight.jobs, results, strict=True):
+                preview = await _preview(session, checked, scan, max_items)
+                result.update(preview.to_json())
+                result["items_note"] = preview.describe()
+            drift = scan.finish() if scan is not None else None
         summary: dict[str, Any] = {
             "connector": type(session.connector).manifest.id,
             "connector_ok": unavailable is None,
@@ -106,6 +140,8 @@ async def _check_async(obj: Context, as_json: bool) -> int:
                 else f"would fail: {r['failure_reason_type']}: {r['failure_reason']}"
             )
             click.echo(f"job {r['job_id']} ({r['status']}, {r['items']} items): {verdict}")
+            if "items_note" in r:
+                click.echo(f"  {r['items_note']}")
         for failure in summary["plugin_failures"]:
             click.echo(f"plugin failed to load: {failure}")
         if drift is not None:
@@ -113,20 +149,59 @@ async def _check_async(obj: Context, as_json: bool) -> int:
     return EXIT_OK if ok else EXIT_ITEMS_FAILED
 
 
-async def _drift(session: Session, jobs: list[ExportJob]) -> DriftReport | None:
+async def _drift(session: Session) -> DriftScan | None:
     """Master-data drift, when the connector can list any master data and the company is
-    known (the Vendors and Tax Code APIs need it)."""
+    known (the Vendors and Tax Code APIs need it): Pleo's side compared, the items to come."""
     from pleo_export.pleo.masterdata import PleoMasterData
-    from pleo_export.sync.drift import find_drift
+    from pleo_export.sync.drift import start_drift
     from pleo_export.sync.runner import CAPABILITY
 
     declared = type(session.connector).manifest.capabilities
     if session.company_id is None or not any(c in declared for c in CAPABILITY.values()):
         return None
     pleo = PleoMasterData(session.client, session.company_id)
-    return await find_drift(
-        session.connector, pleo, session.client, jobs, session.engine.options.plan
-    )
+    return await start_drift(session.connector, pleo, session.engine.options.plan)
+
+
+async def _preview(
+    session: Session, checked: JobCheck, scan: DriftScan | None, max_items: int
+) -> ItemsPreview:
+    """The items of one pending job, previewed as a dry run would (the first ``max_items``)
+    and handed to the drift ``scan``; pages past the limit are read only for the scan."""
+    from pleo_export.engine.preview import ItemPreview, ItemsPreview
+    from pleo_export.pleo.models import ExportJobStatus
+
+    job = checked.job
+    drift = scan is not None and scan.reads_items
+    preview = None
+    if checked.problem is None:
+        preview = ItemPreview(session.worker.engine_for(job.company_id), job, max_items)
+        if job.status is ExportJobStatus.IN_PROGRESS:
+            await preview.read_control_layer(session.client)
+    elif not drift:
+        return ItemsPreview(job.number_of_items, skipped="the job would fail pre-export validation")
+    read_all = True
+    pages = session.client.iter_export_items(job.id)
+    try:
+        async for page in pages:
+            for raw in page:
+                previewed, refused = await preview.item(raw) if preview else (False, None)
+                if scan is None:
+                    continue
+                if previewed:
+                    await scan.add_item(raw, job, refused)
+                else:
+                    await scan.add_item(raw, job)
+            if preview is not None and preview.full and not drift:
+                read_all = False
+                break
+    finally:
+        close = getattr(pages, "aclose", None)
+        if close is not None:
+            await close()  # stopped early: Pleo's paging ends here
+    if preview is None:
+        return ItemsPreview(job.number_of_items, skipped="the job would fail pre-export validation")
+    return preview.finish(read_all=read_all)
 
 
 def _print_drift(drift: DriftReport) -> None:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pleo_export.pleo.client import PleoClient
     from pleo_export.pleo.masterdata import PleoMasterData
 
-__all__ = ["Drift", "DriftReport", "find_drift"]
+__all__ = ["Drift", "DriftReport", "DriftScan", "find_drift", "start_drift"]
 
 _IDENTITY_FIELDS = frozenset({"code", "external_id", "state"})
 """Fields whose difference makes items fail (the connector looks records up by them)."""
@@ -129,6 +129,21 @@ async def find_drift(
 ) -> DriftReport:
     """The drift of every kind the connector can list, in Pleo's master data and in the items
     of ``jobs`` (pending jobs), whose items are planned with ``plan_options``."""
+    scan = await start_drift(connector, pleo, plan_options)
+    if scan.reads_items:
+        for job in jobs:
+            async for page in client.iter_export_items(job.id):
+                for raw in page:
+                    await scan.add_item(raw, job)
+    return scan.finish()
+
+
+async def start_drift(
+    connector: Connector[Any], pleo: PleoMasterData, plan_options: PlanOptions | None = None
+) -> DriftScan:
+    """:func:`find_drift` for a caller that reads the export items itself (``pleo-export
+    check``, which previews every item anyway): Pleo's master data compared now, each item of
+    the pending jobs handed to :meth:`DriftScan.add_item`, then :meth:`DriftScan.finish`."""
     report = DriftReport()
     kinds = [k for k in Kind if not missing_capabilities(connector, [k])]
     report.not_checked += [skip_reason(connector, k) for k in Kind if k not in kinds]
@@ -150,10 +165,61 @@ async def find_drift(
             report.not_checked.append(f"{kind.value} in Pleo's master data: {error}")
             continue
         report.findings += _plan_drift(plan)
-    if kinds and jobs:
-        confirm = _Confirmer(connector, plan_options or PlanOptions())
-        report.findings += await _items_drift(client, jobs, kinds, known, confirm)
-    return report
+    return DriftScan(report, kinds, known, _Confirmer(connector, plan_options or PlanOptions()))
+
+
+_NOT_PREPARED: Any = object()
+
+
+class DriftScan:
+    """The findings in the items of pending jobs, one item at a time (see
+    :func:`start_drift`)."""
+
+    def __init__(
+        self,
+        report: DriftReport,
+        kinds: list[Kind],
+        known: _Known,
+        confirm: Callable[[ExportItem, ExportJob], Awaitable[ItemRejected | None]],
+    ) -> None:
+        self.report = report
+        self.confirm = confirm
+        self.tally = _Tally(kinds, known)
+
+    @property
+    def reads_items(self) -> bool:
+        """Whether any kind is compared in the items (else :meth:`add_item` does nothing)."""
+        return bool(self.tally.kinds)
+
+    async def add_item(
+        self,
+        raw: dict[str, Any],
+        job: ExportJob,
+        refused: ItemRejected | None = _NOT_PREPARED,
+    ) -> None:
+        """One export item of ``job`` as Pleo returned it. ``refused``: what the connector's
+        ``prepare`` answered for it when the caller already asked (``None``: accepted); when
+        not given, an item carrying something the accounting system lacks is planned and
+        prepared here."""
+        if not self.tally.kinds:
+            return
+        try:
+            item = ExportItem.model_validate(raw)
+        except ValidationError:
+            return  # the export reports it as malformed; not master data
+        keys = self.tally.unknown(item)
+        if not keys:
+            return
+        if refused is _NOT_PREPARED:
+            refused = await self.confirm(item, job)
+        self.tally.count(keys, refused)
+
+    def finish(self) -> DriftReport:
+        """The report: Pleo's master data, then the findings in the items added."""
+        self.report.findings += [
+            _item_finding(key, counts) for key, counts in sorted(self.tally.counts.items())
+        ]
+        return self.report
 
 
 async def _learn(kind: Kind, connector: Connector[Any], known: _Known) -> None:
@@ -264,29 +330,6 @@ class _Confirmer:
         except ItemRejected as refused:
             return refused
         return None
-
-
-async def _items_drift(
-    client: PleoClient,
-    jobs: Sequence[ExportJob],
-    kinds: list[Kind],
-    known: _Known,
-    confirm: Callable[[ExportItem, ExportJob], Awaitable[ItemRejected | None]],
-) -> list[Drift]:
-    """What items of ``jobs`` carry that the accounting system lacks, confirmed by the
-    connector (reads their export items: one request per page)."""
-    tally = _Tally(kinds, known)
-    for job in jobs:
-        async for page in client.iter_export_items(job.id):
-            for raw in page:
-                try:
-                    item = ExportItem.model_validate(raw)
-                except ValidationError:
-                    continue  # the export reports it as malformed; not master data
-                keys = tally.unknown(item)
-                if keys:
-                    tally.count(keys, await confirm(item, job))
-    return [_item_finding(key, counts) for key, counts in sorted(tally.counts.items())]
 
 
 def _item_finding(key: _Key, counts: list[int]) -> Drift:
