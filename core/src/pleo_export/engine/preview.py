@@ -33,13 +33,7 @@ if TYPE_CHECKING:
     from pleo_export.pleo.models import ExportJob
     from pleo_export.state.base import ItemOutcome
 
-__all__ = ["PREVIEW_ITEMS", "ItemPreview", "ItemsPreview"]
-
-PREVIEW_ITEMS = 1_000
-"""Items previewed per job by default. Each costs a ``prepare`` (and a look-up by reference
-where the connector has one): on a connector that answers in 200 ms that is a few minutes for
-1,000 items, which a pre-export check should not exceed; the first 1,000 show the patterns
-(accounts, tax codes, vendors the books lack) that the rest repeat."""
+__all__ = ["ItemPreview", "ItemsPreview"]
 
 
 @dataclass
@@ -108,10 +102,10 @@ class ItemsPreview:
 
 
 class ItemPreview:
-    """Previews the items of one job through ``engine``'s delivery, which must be a dry run's
-    (it writes nothing then: no outbox, no report to Pleo, no post)."""
+    """Previews the first ``limit`` items of one job through ``engine``'s delivery, which must
+    be a dry run's (it writes nothing then: no outbox, no report to Pleo, no post)."""
 
-    def __init__(self, engine: ExportEngine, job: ExportJob, limit: int = PREVIEW_ITEMS) -> None:
+    def __init__(self, engine: ExportEngine, job: ExportJob, limit: int) -> None:
         if not engine.options.dry_run:
             raise ValueError("the item preview needs a dry-run engine (it must write nothing)")
         self.delivery = engine.delivery

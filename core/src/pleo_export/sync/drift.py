@@ -95,14 +95,20 @@ class _Known:
     groups: set[str] = field(default_factory=set)
 
 
+def _vendor_keys(code: str | None, external_id: str | None, tax_number: str | None) -> set[str]:
+    """What a vendor is matched on, the same for Pleo's vendor on an item and the accounting
+    system's."""
+    keys = {f"code:{code}", f"external_id:{external_id}"}
+    if tax_number:
+        keys.add(f"tax:{''.join(tax_number.split()).upper()}")
+    return keys
+
+
 def _known_vendors(vendors: Iterable[AccountingVendor]) -> set[str]:
     keys: set[str] = set()
     for vendor in vendors:
-        if vendor.archived:
-            continue
-        keys.update({f"code:{vendor.code}", f"external_id:{vendor.external_id}"})
-        if vendor.tax_registration_number:
-            keys.add(f"tax:{''.join(vendor.tax_registration_number.split()).upper()}")
+        if not vendor.archived:
+            keys |= _vendor_keys(vendor.code, vendor.external_id, vendor.tax_registration_number)
     return keys
 
 
@@ -168,9 +174,6 @@ async def start_drift(
     return DriftScan(report, kinds, known, _Confirmer(connector, plan_options or PlanOptions()))
 
 
-_NOT_PREPARED: Any = object()
-
-
 class DriftScan:
     """The findings in the items of pending jobs, one item at a time (see
     :func:`start_drift`)."""
@@ -191,28 +194,31 @@ class DriftScan:
         """Whether any kind is compared in the items (else :meth:`add_item` does nothing)."""
         return bool(self.tally.kinds)
 
-    async def add_item(
-        self,
-        raw: dict[str, Any],
-        job: ExportJob,
-        refused: ItemRejected | None = _NOT_PREPARED,
-    ) -> None:
-        """One export item of ``job`` as Pleo returned it. ``refused``: what the connector's
-        ``prepare`` answered for it when the caller already asked (``None``: accepted); when
-        not given, an item carrying something the accounting system lacks is planned and
-        prepared here."""
+    async def add_item(self, raw: dict[str, Any], job: ExportJob) -> None:
+        """One export item of ``job`` as Pleo returned it: an item carrying something the
+        accounting system lacks is planned and prepared here."""
+        found = self._unknown(raw)
+        if found is not None:
+            item, keys = found
+            self.tally.count(keys, await self.confirm(item, job))
+
+    def add_answered(self, raw: dict[str, Any], refused: ItemRejected | None) -> None:
+        """One export item the caller has prepared already: ``refused`` is what the
+        connector's ``prepare`` answered (``None``: accepted)."""
+        found = self._unknown(raw)
+        if found is not None:
+            self.tally.count(found[1], refused)
+
+    def _unknown(self, raw: dict[str, Any]) -> tuple[ExportItem, set[_Key]] | None:
+        """The item and what it carries that the accounting system lacks, or ``None``."""
         if not self.tally.kinds:
-            return
+            return None
         try:
             item = ExportItem.model_validate(raw)
         except ValidationError:
-            return  # the export reports it as malformed; not master data
+            return None  # the export reports it as malformed; not master data
         keys = self.tally.unknown(item)
-        if not keys:
-            return
-        if refused is _NOT_PREPARED:
-            refused = await self.confirm(item, job)
-        self.tally.count(keys, refused)
+        return (item, keys) if keys else None
 
     def finish(self) -> DriftReport:
         """The report: Pleo's master data, then the findings in the items added."""
@@ -380,9 +386,7 @@ class _Tally:
         keys: set[_Key] = set()
         if Kind.VENDORS in self.kinds and item.vendor is not None:
             vendor = item.vendor
-            ids = {f"code:{vendor.code}", f"external_id:{vendor.external_id}"}
-            if vendor.tax_registration_number:
-                ids.add(f"tax:{''.join(vendor.tax_registration_number.split()).upper()}")
+            ids = _vendor_keys(vendor.code, vendor.external_id, vendor.tax_registration_number)
             if not ids & self.known.vendor_keys:
                 keys.add((Kind.VENDORS, vendor.code or vendor.external_id or "", vendor.name))
         for line in item.accounting_entry_lines:
