@@ -4,8 +4,16 @@ vendors of ``vendors_file``."""
 
 from __future__ import annotations
 
+from pleo_export import (
+    AccountingVendor,
+    ItemRejected,
+    Posting,
+    Role,
+    VendorRef,
+    format_minor,
+    tax_numbers_match,
+)
 from pleo_export import ExportJobItemFailureReasonType as Reason
-from pleo_export import ItemRejected, Posting, Role, VendorRef, format_minor, tax_numbers_match
 from pleo_export_sftp.masterdata import ListedVendors
 from pleo_export_sftp.settings import SftpSettings
 
@@ -34,27 +42,27 @@ def payable_account(
     if vendor is None:
         return s.accounts_payable_account, None
     found = listed.find(vendor) if listed is not None else None
-    code: str | None = None
+    active: list[AccountingVendor] = []
+    where = listed.where if listed is not None else ""
+    matched = ""
     if found is not None:
-        assert listed is not None
         key, value, vendors = found
+        matched = f"vendor {vendor.name!r}: {key.replace('_', ' ')} {value!r}"
         active = [v for v in vendors if not v.archived]
-        what = f"vendor {vendor.name!r}: {key.replace('_', ' ')} {value!r}"
         if not active:
             archived = vendors[0]
             raise ItemRejected(
                 Reason.VENDOR_UNKNOWN,
-                f"{_VENDOR_UNKNOWN_MESSAGE} ({what} is vendor {archived.code} "
-                f"({archived.name}) in {listed.where} (setting vendors_file), which lists it "
+                f"{_VENDOR_UNKNOWN_MESSAGE} ({matched} is vendor {archived.code} "
+                f"({archived.name}) in {where} (setting vendors_file), which lists it "
                 "as archived in the receiving system: reactivate it there and export the "
                 "vendor list again, or choose another vendor for the invoice in Pleo)",
             )
-        if len(active) == 1:
-            code = active[0].code
+    code = active[0].code if len(active) == 1 else None
     account = _vendor_account(s, vendor)
-    if account is None and found is not None and code is not None:
+    if account is None and code is not None:
         # The same vendor under the identifiers the receiving system lists for it.
-        (same,) = [v for v in found[2] if not v.archived]
+        same = active[0]
         account = _vendor_account(
             s,
             VendorRef(
@@ -67,16 +75,13 @@ def payable_account(
         )
     if account is not None:
         return account, code
-    if found is not None and code is None:
-        assert listed is not None
-        key, value, vendors = found
-        codes = ", ".join(v.code for v in vendors if not v.archived)
+    if len(active) > 1:
+        codes = ", ".join(v.code for v in active)
         raise ItemRejected(
             Reason.VENDOR_UNKNOWN,
-            f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {vendor.name!r}: {key.replace('_', ' ')} "
-            f"{value!r} matches several active vendors in {listed.where} (setting "
-            f"vendors_file): {codes}; give the vendor its code in Pleo (`pleo-export sync "
-            "vendors`), or add it to vendor_accounts)",
+            f"{_VENDOR_UNKNOWN_MESSAGE} ({matched} matches several active vendors in {where} "
+            f"(setting vendors_file): {codes}; give the vendor its code in Pleo (`pleo-export "
+            "sync vendors`), or add it to vendor_accounts)",
         )
     if code is not None or s.unknown_vendor == "fallback":
         return s.accounts_payable_account, code
@@ -91,7 +96,7 @@ def payable_account(
     raise ItemRejected(
         Reason.VENDOR_UNKNOWN,
         f"{_VENDOR_UNKNOWN_MESSAGE} (vendor {vendor.name!r}: {tried} is in neither "
-        f"vendor_accounts nor the vendor list {listed.where} (setting vendors_file): create "
+        f"vendor_accounts nor the vendor list {where} (setting vendors_file): create "
         "the vendor in the accounting system and export its vendor list again, add it to "
         'vendor_accounts, or set unknown_vendor = "fallback")',
     )

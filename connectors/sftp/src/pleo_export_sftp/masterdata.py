@@ -116,6 +116,17 @@ async def read_table(
     return parse_table(storage, settings, setting, name, data, required)
 
 
+def _decode(data: bytes, settings: SftpSettings, where: str, fix: str) -> str:
+    """``data`` as text in the ``encoding`` setting (a UTF-8 byte order mark dropped); a file
+    that is not in it is refused naming ``where`` and the ``fix``."""
+    try:
+        return data.decode(settings.encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise _invalid(
+            f"{where} is not {settings.encoding} text ({error.reason} at byte {error.start}): {fix}"
+        ) from None
+
+
 def parse_table(
     storage: Storage,
     settings: SftpSettings,
@@ -126,14 +137,12 @@ def parse_table(
 ) -> list[tuple[int, Row]]:
     """The rows of ``data``, the content of ``name`` (setting ``setting``); see
     :func:`read_table`."""
-    try:
-        text = data.decode(settings.encoding).removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        raise _invalid(
-            f"{storage.describe(name)} (setting {setting}) is not {settings.encoding} text "
-            f"({error.reason} at byte {error.start}): save it as {settings.encoding} or "
-            "change the encoding setting"
-        ) from None
+    text = _decode(
+        data,
+        settings,
+        f"{storage.describe(name)} (setting {setting})",
+        f"save it as {settings.encoding} or change the encoding setting",
+    )
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter))
     if not rows:
         raise _invalid(f"{storage.describe(name)} (setting {setting}) is empty: it needs a header")
@@ -369,13 +378,16 @@ async def request_vendor(storage: Storage, settings: SftpSettings, draft: Vendor
         return False
     where = f"{storage.describe(name)} (setting vendor_requests_file)"
     data = await storage.read(name)
-    try:
-        text = data.decode(settings.encoding).removeprefix("\ufeff") if data is not None else ""
-    except UnicodeDecodeError as error:
-        raise _invalid(
-            f"{where} is not {settings.encoding} text ({error.reason} at byte {error.start}): "
-            f"save it as {settings.encoding}, or move it away to have pleo-export start a new one"
-        ) from None
+    text = (
+        _decode(
+            data,
+            settings,
+            where,
+            f"save it as {settings.encoding}, or move it away to have pleo-export start a new one",
+        )
+        if data is not None
+        else ""
+    )
     rows = [
         row
         for row in csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter)
