@@ -54,7 +54,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 DRY_RUN_PREFIX = "dry-run-"
 """What a dry run's report file names start with, so they never replace a real run's."""
 
-REPORT_FILE = re.compile(r"^(?:dry-run-)?job-[A-Za-z0-9_.-]+\.(?:html|csv)$")
+REPORT_FILE = re.compile(rf"^(?:{re.escape(DRY_RUN_PREFIX)})?job-[A-Za-z0-9_.-]+\.(?:html|csv)$")
 """The names of the files the plugin writes (and with ``keep``, deletes)."""
 
 
