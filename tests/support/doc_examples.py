@@ -123,6 +123,20 @@ def pip_commands(page: Path) -> list[str]:
     return [c for c in commands(page) if program(c)[0] == "pip" and "install" in c.split()]
 
 
+def install_problems(page: Path, folder: str) -> list[str]:
+    """Why the page's `pip install` examples would not install ``folder`` from a clone: there
+    is none, one takes something first-party from PyPI, or one leaves ``folder`` out."""
+    installs = pip_commands(page)
+    if not installs:
+        return [f"{page}: no pip install example"]
+    problems: list[str] = []
+    for command in installs:
+        problems += [f"{command}: {problem}" for problem in pip_problems(command)]
+        if folder not in command:
+            problems.append(f"{command}: does not install {folder}")
+    return problems
+
+
 def pleo_export_problems(command: str) -> list[str]:
     """Why a ``pleo-export ...`` command would be refused: its subcommand or an option does
     not exist (each is parsed by the real CLI with ``--help`` appended)."""
